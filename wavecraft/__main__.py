@@ -1,0 +1,5 @@
+import sys
+
+from wavecraft.cli import main
+
+sys.exit(main())
