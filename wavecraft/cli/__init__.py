@@ -11,8 +11,7 @@ import importlib
 import sys
 
 # Sub-command modules, in the order they appear in `wavecraft --help`.
-COMMAND_MODULES = [
-    "wavecraft.cli.codec",
+COMMAND_MODULES: list[str] = [
 ]
 
 
