@@ -11,9 +11,15 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_codec": "wavecraft.codec",
+    "Codec": "wavecraft.codec",
+    "CodecConfig": "wavecraft.codec",
     "audio_read": "wavecraft.audio",
     "audio_write": "wavecraft.audio",
+    "compress_file": "wavecraft.compress",
+    "decompress_file": "wavecraft.compress",
     "WavecraftError": "wavecraft.errors",
+    "MusicGen": "wavecraft.models.musicgen",
+    "AudioGen": "wavecraft.models.audiogen",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

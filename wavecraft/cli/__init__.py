@@ -12,6 +12,12 @@ import sys
 
 # Sub-command modules, in the order they appear in `wavecraft --help`.
 COMMAND_MODULES: list[str] = [
+    "wavecraft.cli.generate",
+    "wavecraft.cli.codec",
+    "wavecraft.cli.data",
+    "wavecraft.cli.train",
+    "wavecraft.cli.export",
+    "wavecraft.cli.eval",
 ]
 
 

@@ -1,0 +1,84 @@
+"""Streaming decode/encode give exactly the one-pass result, whatever the piece sizes."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wavecraft.codec import Codec, CodecConfig
+from wavecraft.errors import WavecraftError
+
+# Released structures (ratios, kernels, LSTM, residual blocks) with very narrow layers.
+_SHAPES = {
+    "causal-reflect (EnCodec 24 kHz)": dict(causal=True, pad_mode="reflect"),
+    "noncausal-constant (MusicGen 32 kHz)": dict(causal=False, pad_mode="constant", true_skip=True, ratios=(8, 5, 4, 4)),
+    "noncausal-reflect": dict(causal=False, pad_mode="reflect"),
+    "causal-trim-half": dict(causal=True, pad_mode="constant", trim_right_ratio=0.5),
+}
+
+
+def _codec(**kw) -> Codec:
+    torch.manual_seed(0)
+    base = dict(sample_rate=24000, dimension=8, n_filters=2, ratios=(8, 5, 4, 2), bins=64, n_q=4)
+    codec = Codec(CodecConfig(**{**base, **kw})).eval()
+    for layer in codec.quantizer.layers:
+        layer.embed.normal_()
+    return codec
+
+
+def _pieces(total: int, sizes: list[int]):
+    start, i = 0, 0
+    while start < total:
+        n = sizes[i % len(sizes)]
+        yield start, min(start + n, total)
+        start, i = start + n, i + 1
+
+
+@pytest.mark.parametrize("shape", list(_SHAPES))
+def test_stream_equals_one_pass(shape: str) -> None:
+    codec = _codec(**_SHAPES[shape])
+    wav = torch.randn(2, 1, codec.hop_length * 19 + 17)
+    codes, _ = codec.encode(wav)
+    whole = codec.decode(codes)
+    for sizes in ([1], [2], [3], [8], [5, 1, 11, 2], [100]):
+        decoder = codec.decode_stream()
+        out = [decoder.step(codes[..., a:b]) for a, b in _pieces(codes.shape[-1], sizes)] + [decoder.flush()]
+        audio = torch.cat(out, dim=-1)
+        assert audio.shape == whole.shape, sizes
+        torch.testing.assert_close(audio, whole, atol=1e-5, rtol=1e-4)
+        encoder = codec.encode_stream()
+        step = sizes[0] * 97  # sample pieces that do not line up with frames
+        streamed = torch.cat([encoder.step(wav[..., a:b]) for a, b in _pieces(wav.shape[-1], [step])] + [encoder.flush()], -1)
+        assert torch.equal(streamed, codes), sizes
+
+
+def test_causal_stream_emits_as_it_goes() -> None:
+    codec = _codec(causal=True, pad_mode="constant")
+    decoder = codec.decode_stream()
+    codes = torch.randint(0, 64, (1, 4, 6))
+    emitted = [decoder.step(codes[..., i : i + 1]).shape[-1] for i in range(6)]
+    assert all(n > 0 for n in emitted)  # no look-ahead: every frame yields audio right away
+    assert sum(emitted) + decoder.flush().shape[-1] == 6 * codec.hop_length
+
+
+def test_short_stream_and_misuse() -> None:
+    codec = _codec(causal=True, pad_mode="reflect")
+    codes = torch.randint(0, 64, (1, 4, 2))  # shorter than the first convolution's padding
+    decoder = codec.decode_stream()
+    audio = torch.cat([decoder.step(codes[..., :1]), decoder.step(codes[..., 1:]), decoder.flush()], -1)
+    torch.testing.assert_close(audio, codec.decode(codes), atol=1e-5, rtol=1e-4)
+    with pytest.raises(WavecraftError, match="was flushed"):
+        decoder.step(codes)
+    decoder = codec.decode_stream()
+    decoder.step(codes)
+    with pytest.raises(WavecraftError, match="batch size changed from 1 to 2"):
+        decoder.step(codes.repeat(2, 1, 1))
+
+
+def test_group_norm_and_chunked_models_refuse_to_stream() -> None:
+    with pytest.raises(WavecraftError, match="group-norm"):
+        _codec(causal=False, norm="time_group_norm").decode_stream()
+    chunked = _codec(causal=False, renormalize=True, chunk_length_s=0.1, overlap=0.01)
+    with pytest.raises(WavecraftError, match="overlapping chunks"):
+        chunked.decode_stream(scale=torch.ones(1, 1))
+    with pytest.raises(WavecraftError, match="cannot encode in a stream"):
+        chunked.encode_stream()

@@ -1,0 +1,219 @@
+"""SEANet encoder and decoder, the convolutional halves of EnCodec.
+
+Layer order and indices match audiocraft's `SEANetEncoder.model` / `SEANetDecoder.model` (and the
+`layers` list of transformers' EnCodec), so checkpoint keys map one to one: only the wrapping
+names differ. Weight norm is stored as `weight_g` / `weight_v` parameters (as in the released
+checkpoints) and folded into a plain weight, cached, whenever no gradient is needed: inference
+convolutions are plain `conv1d` calls.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import CodecConfig
+
+
+def pad1d(x: Tensor, left: int, right: int, mode: str) -> Tensor:
+    """Pad the time axis. Reflection of a signal shorter than the pad is done the references' way:
+    zero-extend on the right first, reflect, then cut the extension off again."""
+    if mode != "reflect":
+        return F.pad(x, (left, right), mode=mode) if mode != "constant" else F.pad(x, (left, right))
+    extra = 0
+    max_pad = max(left, right)
+    if x.shape[-1] <= max_pad:
+        extra = max_pad - x.shape[-1] + 1
+        x = F.pad(x, (0, extra))
+    y = F.pad(x, (left, right), mode="reflect")
+    return y[..., : y.shape[-1] - extra]
+
+
+def extra_padding(length: int, kernel: int, stride: int, padding_total: int) -> int:
+    """Right padding so that the last window is complete (no sample dropped at the end).
+    Exact integer form of the references' ceil((L - k + P) / s + 1) - 1."""
+    n = length - kernel + padding_total
+    frames = -(-n // stride)  # ceil division, correct for negative n too
+    return frames * stride + kernel - padding_total - length
+
+
+class _NormWeight(nn.Module):
+    """Holds a convolution weight, either plain or as weight norm (`weight_g` * `weight_v`/|v|)."""
+
+    def _init_weight(self, shape: tuple[int, ...], fan_in: int, weight_norm: bool) -> None:
+        weight = torch.empty(shape)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # torch's default conv init
+        bound = 1 / math.sqrt(fan_in)
+        self.bias = nn.Parameter(torch.empty(shape[1] if self.transposed else shape[0]).uniform_(-bound, bound))
+        if weight_norm:
+            self.weight_v = nn.Parameter(weight)
+            self.weight_g = nn.Parameter(torch.linalg.vector_norm(weight, dim=(1, 2), keepdim=True))
+            self.weight = None
+        else:
+            self.weight = nn.Parameter(weight)
+            self.weight_g = self.weight_v = None
+        self._folded: Tensor | None = None
+        self._fold_key: tuple | None = None
+
+    transposed = False
+
+    def conv_weight(self) -> Tensor:
+        if self.weight_v is None:
+            return self.weight
+        g, v = self.weight_g, self.weight_v
+        if torch.is_grad_enabled() and (g.requires_grad or v.requires_grad):
+            return torch._weight_norm(v, g, 0)  # training: keep the graph
+        # Inference: fold once; the key notices load_state_dict (version bump) and .to() (new storage).
+        key = (g._version, v._version, g.data_ptr(), v.data_ptr(), v.dtype, v.device)
+        if self._fold_key != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._folded = torch._weight_norm(v, g, 0)
+            self._fold_key = key
+        return self._folded
+
+
+class NormConv1d(_NormWeight):
+    """Conv1d with EnCodec padding (causal: all on the left; otherwise split, odd sample on the
+    left) plus the extra right padding that makes every input sample reach an output frame."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, dilation: int = 1, *,
+                 causal: bool, pad_mode: str, norm: str) -> None:
+        super().__init__()
+        self.stride, self.dilation, self.causal, self.pad_mode = stride, dilation, causal, pad_mode
+        self.kernel_size = kernel_size
+        self._init_weight((cout, cin, kernel_size), cin * kernel_size, norm == "weight_norm")
+        self.norm = nn.GroupNorm(1, cout) if norm == "time_group_norm" else None
+        self.effective_kernel = (kernel_size - 1) * dilation + 1
+        self.padding_total = self.effective_kernel - stride
+        if causal:
+            self.pad_left, self.pad_right = self.padding_total, 0
+        else:
+            self.pad_right = self.padding_total // 2
+            self.pad_left = self.padding_total - self.pad_right
+
+    def conv(self, x: Tensor) -> Tensor:
+        """The convolution alone, on an already padded input (used by the streaming code)."""
+        y = F.conv1d(x, self.conv_weight(), self.bias, self.stride, 0, self.dilation)
+        return self.norm(y) if self.norm is not None else y
+
+    def forward(self, x: Tensor) -> Tensor:
+        extra = extra_padding(x.shape[-1], self.effective_kernel, self.stride, self.padding_total)
+        return self.conv(pad1d(x, self.pad_left, self.pad_right + extra, self.pad_mode))
+
+
+class NormConvTranspose1d(_NormWeight):
+    """ConvTranspose1d that trims kernel - stride samples (causal: `trim_right_ratio` of it on
+    the right; otherwise half, the odd one on the left) so the output is exactly stride x longer."""
+
+    transposed = True
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, *, causal: bool, norm: str,
+                 trim_right_ratio: float = 1.0) -> None:
+        super().__init__()
+        self.stride, self.kernel_size, self.causal = stride, kernel_size, causal
+        self._init_weight((cin, cout, kernel_size), cout * kernel_size, norm == "weight_norm")
+        self.norm = nn.GroupNorm(1, cout) if norm == "time_group_norm" else None
+        padding_total = kernel_size - stride
+        self.trim_right = math.ceil(padding_total * trim_right_ratio) if causal else padding_total // 2
+        self.trim_left = padding_total - self.trim_right
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv_transpose1d(x, self.conv_weight(), self.bias, self.stride)
+        if self.norm is not None:
+            y = self.norm(y)
+        return y[..., self.trim_left : y.shape[-1] - self.trim_right]
+
+
+class ResBlock(nn.Module):
+    """ELU -> conv(k, dilation) to dim/compress -> ELU -> 1x1 conv back, plus a skip (identity or 1x1)."""
+
+    def __init__(self, dim: int, cfg: CodecConfig, dilation: int, norm: str) -> None:
+        super().__init__()
+        hidden = dim // cfg.compress
+        conv = dict(causal=cfg.causal, pad_mode=cfg.pad_mode, norm=norm)
+        self.block = nn.ModuleList([
+            nn.ELU(),
+            NormConv1d(dim, hidden, cfg.residual_kernel_size, dilation=dilation, **conv),
+            nn.ELU(),
+            NormConv1d(hidden, dim, 1, **conv),
+        ])
+        self.shortcut = nn.Identity() if cfg.true_skip else NormConv1d(dim, dim, 1, **conv)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x
+        for layer in self.block:
+            y = layer(y)
+        return self.shortcut(x) + y
+
+
+class LSTMBlock(nn.Module):
+    """Unidirectional multi-layer LSTM over time with a residual connection; [B, C, T] in and out."""
+
+    def __init__(self, dim: int, num_layers: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(dim, dim, num_layers)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        seq = x.permute(2, 0, 1)
+        y, _ = self.lstm(seq, state)
+        return (y + seq).permute(1, 2, 0)
+
+
+def _conv_kwargs(cfg: CodecConfig) -> dict:
+    return dict(causal=cfg.causal, pad_mode=cfg.pad_mode, norm=cfg.norm)
+
+
+class SEANetEncoder(nn.Module):
+    """wav [B, channels, T] -> latent [B, dimension, ceil(T / hop)]."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        conv = _conv_kwargs(cfg)
+        width = cfg.n_filters
+        layers: list[nn.Module] = [NormConv1d(cfg.channels, width, cfg.kernel_size, **conv)]
+        for ratio in reversed(cfg.ratios):
+            for j in range(cfg.n_residual_layers):
+                layers.append(ResBlock(width, cfg, cfg.dilation_base**j, cfg.norm))
+            layers += [nn.ELU(), NormConv1d(width, width * 2, ratio * 2, stride=ratio, **conv)]
+            width *= 2
+        if cfg.lstm_layers:
+            layers.append(LSTMBlock(width, cfg.lstm_layers))
+        layers += [nn.ELU(), NormConv1d(width, cfg.dimension, cfg.last_kernel_size, **conv)]
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class SEANetDecoder(nn.Module):
+    """latent [B, dimension, F] -> wav [B, channels, F * hop]."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        conv = _conv_kwargs(cfg)
+        width = cfg.n_filters * 2 ** len(cfg.ratios)
+        layers: list[nn.Module] = [NormConv1d(cfg.dimension, width, cfg.kernel_size, **conv)]
+        if cfg.lstm_layers:
+            layers.append(LSTMBlock(width, cfg.lstm_layers))
+        for ratio in cfg.ratios:
+            layers += [
+                nn.ELU(),
+                NormConvTranspose1d(width, width // 2, ratio * 2, ratio, causal=cfg.causal, norm=cfg.norm,
+                                    trim_right_ratio=cfg.trim_right_ratio),
+            ]
+            width //= 2
+            for j in range(cfg.n_residual_layers):
+                layers.append(ResBlock(width, cfg, cfg.dilation_base**j, cfg.norm))
+        layers += [nn.ELU(), NormConv1d(width, cfg.channels, cfg.last_kernel_size, **conv)]
+        if cfg.final_activation == "tanh":
+            layers.append(nn.Tanh())
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -1,0 +1,303 @@
+"""Exact streaming for the SEANet codec: feed codes (or audio) piece by piece, get output whose
+concatenation equals the one-pass result.
+
+Every layer gets a small state object with `step(x)` (consume new input, emit the outputs that no
+future input can change) and `flush()` (end of stream: apply the right padding, emit the rest):
+  * convolution: keeps the input samples its next windows still need; left padding is applied
+    once enough input has arrived to build it exactly as the one-pass code does (reflection needs
+    a few samples), right padding only at flush, when the total length is known;
+  * transposed convolution: keeps the partial sums of the overlapping tail;
+  * LSTM: keeps (h, c);  residual block: keeps the skip samples the block has not yet caught up with.
+This works for non-causal models too (MusicGen's 32 kHz codec): they simply emit later, by the
+look-ahead of their convolutions. Group norm (EnCodec 48 kHz) and renormalised or chunked encoding
+need the whole signal and are refused.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import WavecraftError
+from .seanet import LSTMBlock, NormConv1d, NormConvTranspose1d, ResBlock, extra_padding
+
+Maybe = Tensor | None
+
+
+def _cat(a: Maybe, b: Maybe) -> Maybe:
+    if a is None or a.shape[-1] == 0:
+        return b
+    if b is None or b.shape[-1] == 0:
+        return a
+    return torch.cat([a, b], dim=-1)
+
+
+class _State(Protocol):
+    def step(self, x: Maybe) -> Maybe: ...
+    def flush(self) -> Maybe: ...
+
+
+class _Pointwise:
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def step(self, x: Maybe) -> Maybe:
+        return None if x is None else self.module(x)
+
+    def flush(self) -> Maybe:
+        return None
+
+
+class _ConvState:
+    def __init__(self, conv: NormConv1d) -> None:
+        if conv.norm is not None:
+            raise WavecraftError("streaming is not possible with group-norm convolutions (EnCodec 48 kHz)")
+        if conv.pad_mode == "circular":
+            raise WavecraftError("streaming is not possible with circular padding")
+        self.conv = conv
+        k, s = conv.effective_kernel, conv.stride
+        self.k, self.s = k, s
+        # Reflection: start once the left pad can be built, and late enough that the one-pass
+        # code's special case for inputs shorter than the pad (zero extension before reflecting)
+        # cannot apply. Other modes pad the same whatever the length: start at once.
+        self.need = max(conv.pad_left, conv.pad_right + s - 1) + 1 if conv.pad_mode == "reflect" else 1
+        self.keep_hist = conv.pad_right + s + 1  # real samples the right reflection may need
+        self.pending: Maybe = None  # input before the start
+        self.buf: Maybe = None  # padded-coordinate samples from index self.pos on
+        self.hist: Maybe = None
+        self.pos = 0
+        self.next_out = 0
+        self.n_in = 0
+
+    def _left_pad(self, x: Tensor) -> Tensor:
+        p = self.conv.pad_left
+        if p == 0:
+            return x[..., :0]
+        mode = self.conv.pad_mode
+        if mode == "reflect":
+            return x[..., 1 : p + 1].flip(-1)
+        if mode == "replicate":
+            return x[..., :1].expand(*x.shape[:-1], p)
+        return x.new_zeros(*x.shape[:-1], p)
+
+    def _right_pad(self, p: int) -> Tensor:
+        h = self.hist
+        assert h is not None
+        mode = self.conv.pad_mode
+        if p == 0:
+            return h[..., :0]
+        if mode == "reflect":
+            return h[..., -p - 1 : -1].flip(-1)
+        if mode == "replicate":
+            return h[..., -1:].expand(*h.shape[:-1], p)
+        return h.new_zeros(*h.shape[:-1], p)
+
+    def _run(self) -> Maybe:
+        """Every complete window in the buffer, then drop what no later window needs."""
+        assert self.buf is not None
+        end = self.pos + self.buf.shape[-1]
+        n = (end - self.k) // self.s + 1 - self.next_out if end >= self.k else 0
+        if n <= 0:
+            return None
+        start = self.next_out * self.s - self.pos
+        y = self.conv.conv(self.buf[..., start : start + (n - 1) * self.s + self.k])
+        self.next_out += n
+        drop = self.next_out * self.s - self.pos
+        self.buf = self.buf[..., drop:]
+        self.pos += drop
+        return y
+
+    def step(self, x: Maybe) -> Maybe:
+        if x is None or x.shape[-1] == 0:
+            return None
+        self.n_in += x.shape[-1]
+        self.hist = _cat(self.hist, x)[..., -self.keep_hist :]
+        if self.buf is None:
+            self.pending = _cat(self.pending, x)
+            if self.n_in < self.need:
+                return None
+            self.buf = torch.cat([self._left_pad(self.pending), self.pending], dim=-1)
+            self.pending = None
+        else:
+            self.buf = torch.cat([self.buf, x], dim=-1)
+        return self._run()
+
+    def flush(self) -> Maybe:
+        if self.buf is None:  # short stream: exactly the one-pass computation
+            return None if self.pending is None else self.conv(self.pending)
+        extra = extra_padding(self.n_in, self.k, self.s, self.conv.padding_total)
+        self.buf = torch.cat([self.buf, self._right_pad(self.conv.pad_right + extra)], dim=-1)
+        return self._run()
+
+
+class _ConvTransposeState:
+    def __init__(self, conv: NormConvTranspose1d) -> None:
+        if conv.norm is not None:
+            raise WavecraftError("streaming is not possible with group-norm convolutions (EnCodec 48 kHz)")
+        self.conv = conv
+        self.tail: Maybe = None  # partial sums (no bias) of the outputs the next frame also touches
+        self.to_drop = conv.trim_left
+
+    def _emit(self, y: Tensor) -> Maybe:
+        y = y + self.conv.bias[:, None]
+        if self.to_drop:
+            cut = min(self.to_drop, y.shape[-1])
+            y, self.to_drop = y[..., cut:], self.to_drop - cut
+        return y
+
+    def step(self, x: Maybe) -> Maybe:
+        if x is None or x.shape[-1] == 0:
+            return None
+        s = self.conv.stride
+        y = F.conv_transpose1d(x, self.conv.conv_weight(), None, s)
+        if self.tail is not None:
+            y[..., : self.tail.shape[-1]] += self.tail
+        done = x.shape[-1] * s
+        self.tail = y[..., done:]
+        return self._emit(y[..., :done])
+
+    def flush(self) -> Maybe:
+        if self.tail is None:
+            return None
+        keep = self.tail.shape[-1] - self.conv.trim_right
+        return self._emit(self.tail[..., :keep]) if keep > 0 else None
+
+
+class _LSTMState:
+    def __init__(self, block: LSTMBlock) -> None:
+        self.block = block
+        self.state: tuple[Tensor, Tensor] | None = None
+
+    def step(self, x: Maybe) -> Maybe:
+        if x is None or x.shape[-1] == 0:
+            return None
+        seq = x.permute(2, 0, 1)
+        y, self.state = self.block.lstm(seq, self.state)
+        return (y + seq).permute(1, 2, 0)
+
+    def flush(self) -> Maybe:
+        return None
+
+
+class _ResBlockState:
+    def __init__(self, block: ResBlock) -> None:
+        self.shortcut = block.shortcut
+        if isinstance(block.shortcut, NormConv1d) and block.shortcut.effective_kernel != 1:
+            raise WavecraftError("streaming needs 1x1 shortcuts in residual blocks")
+        self.chain = [_make_state(m) for m in block.block]
+        self.skip: Maybe = None
+
+    def _add(self, y: Maybe) -> Maybe:
+        if y is None:
+            return None
+        assert self.skip is not None
+        n = y.shape[-1]
+        out = self.skip[..., :n] + y
+        self.skip = self.skip[..., n:]
+        return out
+
+    def step(self, x: Maybe) -> Maybe:
+        if x is None or x.shape[-1] == 0:
+            return None
+        self.skip = _cat(self.skip, self.shortcut(x))
+        return self._add(_chain_step(self.chain, x))
+
+    def flush(self) -> Maybe:
+        return self._add(_chain_flush(self.chain))
+
+
+def _make_state(module: nn.Module) -> _State:
+    if isinstance(module, NormConv1d):
+        return _ConvState(module)
+    if isinstance(module, NormConvTranspose1d):
+        return _ConvTransposeState(module)
+    if isinstance(module, LSTMBlock):
+        return _LSTMState(module)
+    if isinstance(module, ResBlock):
+        return _ResBlockState(module)
+    return _Pointwise(module)
+
+
+def _chain_step(chain: list[_State], x: Maybe) -> Maybe:
+    for state in chain:
+        x = state.step(x)
+    return x
+
+
+def _chain_flush(chain: list[_State]) -> Maybe:
+    x: Maybe = None
+    for state in chain:
+        x = _cat(state.step(x), state.flush())
+    return x
+
+
+class StreamingDecoder:
+    """codes [B, K, f] pieces -> audio pieces [B, C, n]; `flush()` at the end of the stream.
+    Concatenating every output equals `codec.decode(all_codes, scale)`."""
+
+    def __init__(self, codec: nn.Module, scale: Tensor | None = None) -> None:
+        if codec.config.chunk_length is not None:
+            raise WavecraftError(f"codec {codec.name} decodes in overlapping chunks and cannot stream")
+        if codec.config.renormalize and scale is None:
+            raise WavecraftError(f"codec {codec.name} renormalises: pass the scale [B, 1] from encode")
+        self.codec = codec
+        self.scale = None if scale is None else scale.reshape(-1, 1, 1)
+        self.chain = [_make_state(m) for m in codec.decoder.layers]
+        self.batch: int | None = None
+        self.finished = False
+
+    def _finish(self, y: Maybe) -> Tensor:
+        if y is None:
+            return torch.zeros(self.batch or 1, self.codec.channels, 0, device=self.codec._device())
+        return y * self.scale if self.scale is not None else y
+
+    def step(self, codes: Tensor) -> Tensor:
+        if self.finished:
+            raise WavecraftError("this streaming decoder was flushed; start a new one with codec.decode_stream()")
+        codes = self.codec._check_codes(codes)
+        if self.batch is not None and codes.shape[0] != self.batch:
+            raise WavecraftError(f"streaming decode: batch size changed from {self.batch} to {codes.shape[0]}")
+        self.batch = codes.shape[0]
+        with torch.no_grad():
+            return self._finish(_chain_step(self.chain, self.codec.quantizer.decode(codes)))
+
+    def flush(self) -> Tensor:
+        self.finished = True
+        with torch.no_grad():
+            return self._finish(_chain_flush(self.chain))
+
+
+class StreamingEncoder:
+    """audio pieces [B, C, t] -> code pieces [B, K, f]; `flush()` at the end. Concatenating every
+    output equals `codec.encode(all_audio)[0]` (models without renormalisation or chunking)."""
+
+    def __init__(self, codec: nn.Module) -> None:
+        if codec.config.renormalize or codec.config.chunk_length is not None:
+            raise WavecraftError(f"codec {codec.name} renormalises or chunks its input and cannot encode in a stream")
+        self.codec = codec
+        self.n_q = codec.num_codebooks
+        self.chain = [_make_state(m) for m in codec.encoder.layers]
+        self.batch: int | None = None
+        self.finished = False
+
+    def _codes(self, latent: Maybe) -> Tensor:
+        if latent is None:
+            return torch.zeros(self.batch or 1, self.n_q, 0, dtype=torch.long, device=self.codec._device())
+        return self.codec.quantizer.encode(latent, self.n_q)
+
+    def step(self, wav: Tensor) -> Tensor:
+        if self.finished:
+            raise WavecraftError("this streaming encoder was flushed; start a new one with codec.encode_stream()")
+        wav = self.codec._check_wav(wav)
+        if self.batch is not None and wav.shape[0] != self.batch:
+            raise WavecraftError(f"streaming encode: batch size changed from {self.batch} to {wav.shape[0]}")
+        self.batch = wav.shape[0]
+        with torch.no_grad():
+            return self._codes(_chain_step(self.chain, wav))
+
+    def flush(self) -> Tensor:
+        self.finished = True
+        with torch.no_grad():
+            return self._codes(_chain_flush(self.chain))

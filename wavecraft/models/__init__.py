@@ -1,0 +1,1 @@
+"""Model packages and checkpoint loaders (see `wavecraft.models.loaders`)."""

@@ -1,0 +1,129 @@
+"""wavecraft's own checkpoint format: a folder with `config.json` and `model.safetensors`.
+
+config.json = {"format": "wavecraft", "kind": <"codec" | "musicgen" | ...>, "version": 1,
+               "config": <the component's Config.to_dict()>, "extra": <free JSON>}
+model.safetensors holds the state dict with our own key names. No pickle anywhere, so loading is
+safe. The format is generic: the LM code saves whole models with the same two functions.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import torch
+
+from ...config import Config
+from ...errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ...codec.model import Codec
+
+FORMAT = "wavecraft"
+VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def is_native(folder: str | Path) -> bool:
+    """True when `folder` holds a wavecraft-format config.json."""
+    cfg = Path(folder) / CONFIG_FILE
+    if not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text()).get("format") == FORMAT
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return False
+
+
+def save_native(folder: str | Path, kind: str, config: Config | Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
+                extra: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write a wavecraft checkpoint folder. Refuses a non-empty existing folder unless `overwrite`."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"cannot save a checkpoint to {folder}: it is a file")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise CheckpointError(f"checkpoint folder {folder} exists and is not empty; choose another folder or pass overwrite=True")
+    cfg = config.to_dict() if isinstance(config, Config) else dict(config)
+    meta = {"format": FORMAT, "kind": kind, "version": VERSION, "config": cfg, "extra": dict(extra or {})}
+    try:
+        text = json.dumps(meta, indent=2)
+    except TypeError as err:
+        raise CheckpointError(f"checkpoint config/extra for {folder} must be plain JSON data: {err}") from None
+    # safetensors refuses tensors sharing storage (tied weights); save independent contiguous copies.
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "wavecraft_kind": kind})
+    (folder / CONFIG_FILE).write_text(text + "\n")
+    return folder
+
+
+def load_native(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a wavecraft checkpoint folder -> (kind, config dict, state dict, extra)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{folder} is not a wavecraft checkpoint: {CONFIG_FILE} is missing")
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path} is not a wavecraft checkpoint config (no \"format\": \"wavecraft\")")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(
+            f"{cfg_path} has format version {version!r}; this wavecraft reads version {VERSION} or older: upgrade wavecraft"
+        )
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("kind"), str):
+        raise CheckpointError(f"{cfg_path} lacks its \"kind\" or \"config\" entry")
+    if not weights.is_file():
+        raise CheckpointError(f"{folder} is incomplete: {WEIGHTS_FILE} is missing")
+    try:
+        state_dict = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read {weights}: {err}") from None
+    return meta["kind"], meta["config"], state_dict, dict(meta.get("extra") or {})
+
+
+def save_codec(codec: "Codec", folder: str | Path, overwrite: bool = False) -> Path:
+    """Save a codec in wavecraft format. Loading names it after the folder; the name it had is kept
+    in `extra["source_name"]` for the record."""
+    extra = {"source_name": codec.name}
+    return save_native(folder, "codec", codec.config, codec.state_dict(), extra, overwrite=overwrite)
+
+
+def codec_from_native(folder: str | Path, name: str | None = None) -> "Codec":
+    from ...codec.config import CodecConfig
+    from ...codec.model import Codec
+
+    kind, cfg, state_dict, extra = load_native(folder)
+    if kind != "codec":
+        raise CheckpointError(f"{folder} holds a wavecraft {kind!r} checkpoint, not a codec")
+    codec = Codec(CodecConfig.from_dict(cfg), name=name or Path(folder).name)
+    load_state(codec, state_dict, str(folder))
+    return codec
+
+
+def load_state(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Strict load with an error that names the checkpoint and a few offending keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = sorted(k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} with wrong shapes (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})")
+        raise CheckpointError(f"checkpoint {source} does not match the model its config describes: " + "; ".join(parts))
+    module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()})
