@@ -125,6 +125,12 @@ def test_audiocraft_pointer_resolves_through_hf_cache(tmp_path, monkeypatch, ref
     assert codec.weights_hash() == hf_codec.weights_hash()
     by_name = wavecraft.load_codec("facebook/encodec_32khz")
     assert by_name.name == "facebook/encodec_32khz"
+    # A pointer that names itself is refused instead of recursing forever.
+    loop = cache / "models--me--loop" / "snapshots" / "r1"
+    loop.mkdir(parents=True)
+    torch.save({"pretrained": "me/loop"}, loop / "compression_state_dict.bin")
+    with pytest.raises(CheckpointError, match="too many nested 'pretrained' pointers"):
+        wavecraft.load_codec("me/loop")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     with pytest.raises(CheckpointError, match=r"huggingface-cli download facebook/encodec_32khz"):
         wavecraft.load_codec(pointer)
@@ -192,6 +198,9 @@ def test_native_round_trip_and_overwrite_guard(tmp_path, reference) -> None:
     with pytest.raises(CheckpointError, match="exists and is not empty; choose another folder or pass overwrite=True"):
         save_codec(hf_codec, folder)
     save_codec(hf_codec, folder, overwrite=True)
+    assert wavecraft.load_codec(folder, device="cpu").weights_hash() == hf_codec.weights_hash()
+    with pytest.raises(CheckpointError, match="cannot move codec to device 'nowhere'"):
+        wavecraft.load_codec(folder, device="nowhere")
 
 
 def test_native_generic_format_and_errors(tmp_path) -> None:

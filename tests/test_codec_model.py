@@ -129,10 +129,15 @@ def test_weights_hash_is_stable_and_sensitive(tmp_path) -> None:
 def test_folded_weights_follow_parameter_updates() -> None:
     a, b = _codec(seed=1), _codec(seed=2)
     codes = torch.randint(0, 64, (1, 4, 6))
-    out_a = a.decode(codes)  # fills a's folded-weight cache
+    with torch.inference_mode():
+        out_a = a.decode(codes)  # fills a's folded-weight cache inside inference mode
     a.load_state_dict(b.state_dict())
     torch.testing.assert_close(a.decode(codes), b.decode(codes))
     assert not torch.allclose(a.decode(codes), out_a)
+    # The cached weights are ordinary tensors: a training pass afterwards still backpropagates.
+    a.train()
+    a(torch.randn(1, 1, 40)).audio.sum().backward()
+    assert a.decoder.layers[0].weight_v.grad is not None
 
 
 def test_training_forward_updates_and_backpropagates() -> None:

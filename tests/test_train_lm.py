@@ -79,6 +79,10 @@ def test_token_cache_matches_codec_and_trains(setup, tmp_path):
     assert skipped == 0
     with pytest.raises(TokenCacheError, match="--force"):
         build_token_cache(manifest, codec, tmp_path / "cache")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(TokenCacheError, match="not a token cache; refusing"):
+        build_token_cache(manifest, codec, tmp_path / "mine", force=True)
     ds = TokenDataset(cache, DataConfig(segment_duration=0.25, sample_rate=8000), seed=0)
     item = ds[3]
     assert item["codes"].shape == (4, 250) and item["caption"]
@@ -132,3 +136,24 @@ def test_melody_conditioning_trains_from_the_segment_itself(setup, tmp_path):
     assert solver.run()["ce"] > 0
     with pytest.raises(ConfigError, match="melody \\(chroma\\) conditioning needs audio"):
         make_solver("lm", RECIPE, _overrides(setup, tmp_path / "other", "token_cache=x", *melody))
+
+
+def test_finetune_a_hugging_face_musicgen_and_export_it(setup, tmp_path):
+    """Meta's models reach us through the loaders: fine-tune an HF-format MusicGen (its T5 inside)."""
+    from wavecraft import MusicGen
+    from wavecraft.models.tiny import tiny_hf_musicgen
+    from wavecraft.train.export import export_run
+
+    tiny_hf_musicgen(tmp_path / "hf", sample_rate=8000)
+    run = tmp_path / "run"
+    solver = make_solver("lm", RECIPE, [f"init_from={tmp_path / 'hf'}", "model=null", f"data.manifest={setup[0]}",
+                                        f"run.out_dir={run}", "run.steps=3", "run.log_every=1", "attribute_dropout={}"])
+    first = {k: v.clone() for k, v in solver.module.lm.state_dict().items()}
+    solver.run()
+    assert any(not torch.equal(v, solver.module.lm.state_dict()[k]) for k, v in first.items())
+    export_run(run, tmp_path / "tuned")
+    model = MusicGen.get_pretrained(str(tmp_path / "tuned"), device="cpu")
+    for k, v in model.lm.state_dict().items():
+        assert torch.equal(v, solver.module.lm.state_dict()[k])
+    model.set_generation_params(duration=0.02, top_k=5)
+    assert model.generate(["a calm tune"], seed=0).shape[:2] == (1, 1)

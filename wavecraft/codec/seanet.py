@@ -42,6 +42,8 @@ def extra_padding(length: int, kernel: int, stride: int, padding_total: int) -> 
 class _NormWeight(nn.Module):
     """Holds a convolution weight, either plain or as weight norm (`weight_g` * `weight_v`/|v|)."""
 
+    transposed = False  # ConvTranspose weights are [in, out, k]: the bias follows dim 1
+
     def _init_weight(self, shape: tuple[int, ...], fan_in: int, weight_norm: bool) -> None:
         weight = torch.empty(shape)
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # torch's default conv init
@@ -56,8 +58,6 @@ class _NormWeight(nn.Module):
             self.weight_g = self.weight_v = None
         self._folded: Tensor | None = None
         self._fold_key: tuple | None = None
-
-    transposed = False
 
     def conv_weight(self) -> Tensor:
         if self.weight_v is None:

@@ -58,6 +58,8 @@ class MusicBuildConfig(Config):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.sample_rate < 8000 or self.workers < 1 or self.clip_seconds <= self.min_seconds:
+            raise ValueError("need sample_rate >= 8000, workers >= 1 and clip_seconds > min_seconds")
         if not 0.0 <= self.generated_fraction <= 1.0:
             raise ValueError("generated_fraction must be in [0, 1]")
         if self.hours <= 0 and self.limit is None:
@@ -73,8 +75,9 @@ class MusicJob:
     key: str  # stable identity for the split: style#n or the music21 work id
     split: str
     seed: int
-    soundfont: str  # source name
+    soundfont: str  # source name (or the path of a user's .sf2/.sf3)
     soundfont_path: str
+    soundfont_licence: str
     drumkit: str | None
     drumkit_path: str | None
     style: str = ""
@@ -147,6 +150,7 @@ def plan_music(cfg: MusicBuildConfig) -> list[MusicJob]:
             index=index, kind="generated" if generated else "corpus", key=key,
             split=build_util.split_of(key, cfg.seed, cfg.valid_fraction, cfg.eval_fraction),
             seed=build_util.job_seed(cfg.seed, f"{index}:{key}"), soundfont=font, soundfont_path=str(fonts[font]),
+            soundfont_licence=sources.get_source(font).licence,
             drumkit=kit, drumkit_path=str(kits[kit]) if kit else None, style=style, work=work, config=worker_cfg,
         ))
     return jobs
@@ -185,15 +189,14 @@ def render_music_job(job: MusicJob) -> dict[str, Any]:
         return {"job": job.index, "error": str(err), "rows": [], "infos": []}
     chunks = build_util.split_long(audio, sr, cfg["clip_seconds"] * 1.1, cfg["min_seconds"])
     meta = music_metadata(attrs, rng)
-    font_source = sources.get_source(job.soundfont)
     rows, infos = [], []
     tag = _slug(attrs["style"] if job.kind == "generated" else attrs["collection"])
     for c, chunk in enumerate(chunks):
         item_id = f"{'gen' if job.kind == 'generated' else 'm21'}-{tag}-{job.index:06d}" + (f"-{c}" if len(chunks) > 1 else "")
         info = dict(meta)
         info.update({
-            "source": source, "material_licence": licence, "soundfont": job.soundfont,
-            "soundfont_licence": font_source.licence, "drum_kit": attrs.get("drum_kit"),
+            "source": source, "material_licence": licence, "soundfont": sources.get_source(job.soundfont).name,
+            "soundfont_licence": job.soundfont_licence, "drum_kit": attrs.get("drum_kit"),
             "work_id": attrs.get("work_id"), "collection": attrs.get("collection"),
             "ensemble": attrs.get("ensemble"), "transpose": attrs.get("transpose", 0),
             "progression": attrs.get("progression"), "programs": attrs["instruments"],

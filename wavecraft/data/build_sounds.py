@@ -58,6 +58,8 @@ class SoundBuildConfig(Config):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.sample_rate < 8000 or self.workers < 1 or self.clip_seconds <= self.min_seconds:
+            raise ValueError("need sample_rate >= 8000, workers >= 1 and clip_seconds > min_seconds")
         if min(self.synth_per_class, self.speech, self.mixes) < 0:
             raise ValueError("synth_per_class, speech and mixes must be >= 0")
         if self.valid_fraction + self.eval_fraction >= 0.5:

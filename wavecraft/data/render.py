@@ -80,12 +80,12 @@ def render_track(track: Track, soundfont: str, sample_rate: int, length: int) ->
     path = track.drumkit_path if (track.is_drums and track.drumkit_path) else soundfont
     synth, sfid = _load_synth(path, sample_rate)
     channel = 9 if track.is_drums else 0
-    if track.is_drums and track.drumkit_path:
-        synth.program_select(channel, sfid, 0, 0, is_drums=False)  # AVL kits: one preset, GM key map
-    elif track.is_drums:
-        synth.program_select(channel, sfid, 128, track.program, is_drums=True)
-    else:
-        synth.program_select(channel, sfid, 0, track.program)
+    # AVL kits have one preset (bank 0) with the GM key map; GM fonts keep kits in bank 128.
+    bank, preset = (0, 0) if (track.is_drums and track.drumkit_path) else (128 if track.is_drums else 0, track.program)
+    try:
+        synth.program_select(channel, sfid, bank, preset, is_drums=track.is_drums and not track.drumkit_path)
+    except RuntimeError:
+        raise WavecraftError(f"soundfont {path} has no preset {preset} in bank {bank} (for the {track.role} track)") from None
     synth.control_change(channel, 7, 100)  # channel volume: same for every track, mixing is ours
     # Events as (sample, order, kind, key, velocity); note-offs sort before note-ons at one instant
     # so a repeated key retriggers instead of being cut by its own release.

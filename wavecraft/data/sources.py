@@ -33,6 +33,8 @@ class Source:
 
     @property
     def install_command(self) -> str:
+        if self.installer == "file":
+            return f"check the path {self.package}"
         if self.installer == "apt":
             return f"apt-get install -y {self.package}"
         if self.package == "tinysoundfont":  # it declares pyaudio, which only live playback needs
@@ -115,6 +117,8 @@ def _timgm6mb_path() -> str:
 
 
 def get_source(name: str) -> Source:
+    if name.lower().endswith((".sf2", ".sf3")):  # a user's own soundfont file, given by path
+        return Source(Path(name).stem, "soundfont", name, "file", "user-supplied (check its licence)", (name,))
     if name not in SOURCES:
         raise WavecraftError(f"unknown data source {name!r}; known sources: {', '.join(SOURCES)}")
     source = SOURCES[name]

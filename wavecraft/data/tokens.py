@@ -68,6 +68,9 @@ def build_token_cache(manifest: str | Path, codec: Any, out_dir: str | Path, for
     if out.exists() and any(out.iterdir()):
         if not force:
             raise TokenCacheError(f"{out} exists and is not empty; pass force (--force) to replace it")
+        if not (out / "meta.json").is_file():
+            # --force replaces an old cache, never an unrelated folder.
+            raise TokenCacheError(f"{out} is not a token cache; refusing to replace it, choose another folder")
         shutil.rmtree(out)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():

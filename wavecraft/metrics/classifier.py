@@ -32,7 +32,7 @@ from torch import nn
 from ..config import Config
 from ..errors import CheckpointError, ConfigError, WavecraftError
 from ..train.losses import MelSpectrogram
-from .tempo import _mono
+from .tempo import as_mono
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def load_audio(item: AudioLike, sample_rate: int, given_rate: int | None = None,
             if len(item) != 2:
                 raise ValueError("audio given as a tuple must be (waveform, sample_rate)")
             item, sr = item
-        x = resample(_mono(item), int(sr), sample_rate)
+        x = resample(as_mono(item), int(sr), sample_rate)
         if max_seconds is not None:
             x = x[: int(max_seconds * sample_rate)]
     if x.numel() == 0:

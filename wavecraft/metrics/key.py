@@ -31,7 +31,7 @@ import torch
 from ..conditioners.chroma import chroma_filter_bank
 from ..data.gm import key_name
 from ..train.losses import stft_magnitude
-from .tempo import _mono
+from .tempo import as_mono
 
 MODES = ("major", "minor")
 # Probe-tone ratings, tonic first (Krumhansl & Kessler 1982).
@@ -88,7 +88,7 @@ def clip_chroma(wav: torch.Tensor, sample_rate: int, window_seconds: float = 0.2
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    x = _mono(wav)
+    x = as_mono(wav)
     n_fft = 2 ** max(9, round(math.log2(sample_rate * window_seconds)))
     power = stft_magnitude(x[None], n_fft, n_fft // 4, n_fft)[0].double().square()  # [F, frames]
     frames = chroma_filter_bank(sample_rate, n_fft).double() @ power  # [12, frames]

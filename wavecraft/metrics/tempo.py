@@ -38,7 +38,7 @@ DB_RANGE = 80.0  # dynamic range kept in the onset spectrogram
 METER_WEIGHTS = (1.0, 0.5)  # score = sum_m w_m * acf(m * beat period)
 
 
-def _mono(wav: torch.Tensor | np.ndarray, what: str = "audio") -> torch.Tensor:
+def as_mono(wav: torch.Tensor | np.ndarray, what: str = "audio") -> torch.Tensor:
     """[T], [C, T] or [1, C, T] -> float32 [T] (channels averaged)."""
     wav = torch.as_tensor(wav).detach().float().cpu()
     while wav.dim() > 2 and wav.shape[0] == 1:
@@ -56,7 +56,7 @@ def onset_strength(wav: torch.Tensor, sample_rate: int, n_mels: int = 40) -> tup
     """Spectral-flux onset envelope of a clip -> (envelope [frames], frames per second)."""
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    x = _mono(wav)
+    x = as_mono(wav)
     hop = max(1, round(sample_rate / FRAME_RATE))
     n_fft = 2 ** max(8, round(math.log2(sample_rate * 0.046)))  # ~46 ms: resolves kick from bass notes
     mel = MelSpectrogram(sample_rate, n_fft, hop, n_mels=n_mels, f_min=30.0, f_max=min(8000.0, sample_rate / 2),

@@ -25,10 +25,10 @@ class AudioGen(MusicGen):
         duration: float = 10.0,
         cfg_coef: float = 3.0,
         two_step_cfg: bool = False,
-        extend_stride: float = 2,
+        extend_stride: float | None = None,
         seed: int | None = None,
     ) -> None:
-        """Same arguments as audiocraft's AudioGen (duration 10 s, extend_stride 2 s by default)."""
+        """Same arguments as audiocraft's AudioGen (duration 10 s; extend_stride None: the model's, 2 s)."""
         super().set_generation_params(
             use_sampling=use_sampling, top_k=top_k, top_p=top_p, temperature=temperature, duration=duration,
             cfg_coef=cfg_coef, two_step_cfg=two_step_cfg, extend_stride=extend_stride, seed=seed,

@@ -156,12 +156,15 @@ class MusicGen:
         duration: float = 30.0,
         cfg_coef: float = 3.0,
         two_step_cfg: bool = False,
-        extend_stride: float = 18,
+        extend_stride: float | None = None,
         seed: int | None = None,
     ) -> None:
-        """Same arguments and defaults as audiocraft, plus `seed` (None: draw from torch's RNG)."""
+        """audiocraft's arguments and defaults, plus `seed` (None: draw from torch's RNG).
+        extend_stride None: the model's own (18 s for MusicGen's 30 s window, 2 s for AudioGen)."""
         if not duration > 0:
             raise ConfigError(f"duration must be > 0 seconds, got {duration}")
+        if extend_stride is None:
+            extend_stride = self.config.extend_stride
         if not 0 < extend_stride < self.max_duration:
             raise ConfigError(f"extend_stride must be in (0, max_duration={self.max_duration}), got {extend_stride}")
         self.generation_params = GenerationParams(

@@ -32,7 +32,7 @@ def _config_json(folder: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _load_folder(folder: Path, name: str) -> "Codec":
+def _load_folder(folder: Path, name: str, depth: int = 0) -> "Codec":
     from .codec_audiocraft import load_audiocraft_codec
     from .codec_hf import load_hf_codec
     from .native import codec_from_native
@@ -46,7 +46,7 @@ def _load_folder(folder: Path, name: str) -> "Codec":
     if cfg is not None and has_weights and str(cfg.get("model_type", "")).startswith(("encodec", "musicgen")):
         return load_hf_codec(folder, name)
     if (folder / "compression_state_dict.bin").is_file():
-        return load_audiocraft_codec(folder / "compression_state_dict.bin", name)
+        return load_audiocraft_codec(folder / "compression_state_dict.bin", name, depth)
     if cfg is not None and has_weights:
         raise CheckpointError(f"{folder}/config.json describes a {cfg.get('model_type', 'unknown')!r} model, not a codec")
     raise CheckpointError(
@@ -56,30 +56,33 @@ def _load_folder(folder: Path, name: str) -> "Codec":
     )
 
 
+def load_codec_path(name_or_path: "str | os.PathLike", depth: int = 0) -> "Codec":
+    """Resolve and load, without moving devices; `depth` counts audiocraft `pretrained` pointers
+    followed so far (a pointer cycle must not recurse forever)."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise CheckpointError(f"load_codec expects a name or a path, got {type(name_or_path).__name__}")
+    if depth > 3:
+        raise CheckpointError(f"{name_or_path}: too many nested 'pretrained' pointers in compression_state_dict.bin files")
+    path = hub.resolve(name_or_path, what="codec")
+    name = hub.display_name(name_or_path, path)
+    if path.is_dir():
+        return _load_folder(path, name, depth)
+    if path.name == "config.json" or path.suffix == ".safetensors":
+        return _load_folder(path.parent, name, depth)
+    if path.suffix in _TORCH_SUFFIXES:
+        if path.name == "pytorch_model.bin" and (path.parent / "config.json").is_file():
+            return _load_folder(path.parent, name, depth)
+        from .codec_audiocraft import load_audiocraft_codec
+
+        return load_audiocraft_codec(path, name, depth)
+    raise CheckpointError(f"{path}: not a recognised codec checkpoint file (expected a folder, .safetensors or .bin)")
+
+
 def load_codec(name_or_path: "str | os.PathLike | Codec", device: "str | torch.device | None" = None) -> "Codec":
     """Load a codec from disk (see the module docstring); returns it in eval mode on `device`."""
     from ...codec.model import Codec
 
-    if isinstance(name_or_path, Codec):
-        codec = name_or_path
-    else:
-        if not isinstance(name_or_path, (str, os.PathLike)):
-            raise CheckpointError(f"load_codec expects a name or a path, got {type(name_or_path).__name__}")
-        path = hub.resolve(name_or_path, what="codec")
-        name = hub.display_name(name_or_path, path)
-        if path.is_dir():
-            codec = _load_folder(path, name)
-        elif path.name == "config.json" or path.suffix == ".safetensors":
-            codec = _load_folder(path.parent, name)
-        elif path.suffix in _TORCH_SUFFIXES:
-            if path.name == "pytorch_model.bin" and (path.parent / "config.json").is_file():
-                codec = _load_folder(path.parent, name)
-            else:
-                from .codec_audiocraft import load_audiocraft_codec
-
-                codec = load_audiocraft_codec(path, name)
-        else:
-            raise CheckpointError(f"{path}: not a recognised codec checkpoint file (expected a folder, .safetensors or .bin)")
+    codec = name_or_path if isinstance(name_or_path, Codec) else load_codec_path(name_or_path)
     if device is not None:
         try:
             codec = codec.to(device)
@@ -88,4 +91,4 @@ def load_codec(name_or_path: "str | os.PathLike | Codec", device: "str | torch.d
     return codec.eval()
 
 
-__all__ = ["load_codec"]
+__all__ = ["load_codec", "load_codec_path"]

@@ -131,8 +131,9 @@ def config_from_audiocraft(cfg: Mapping[str, Any]) -> CodecConfig:
     )
 
 
-def load_audiocraft_codec(path: str | Path, name: str | None = None, _depth: int = 0) -> Codec:
-    """Load `compression_state_dict.bin` (or a folder holding one)."""
+def load_audiocraft_codec(path: str | Path, name: str | None = None, depth: int = 0) -> Codec:
+    """Load `compression_state_dict.bin` (or a folder holding one); `depth` counts the `pretrained`
+    pointers already followed."""
     import yaml
 
     path = Path(path)
@@ -150,12 +151,9 @@ def load_audiocraft_codec(path: str | Path, name: str | None = None, _depth: int
         raise CheckpointError(f"{path} is not an audiocraft checkpoint (expected a dict)")
     if "pretrained" in pkg:
         # A MusicGen/AudioGen package that only names its codec: load that one instead.
-        from . import load_codec
+        from . import load_codec_path
 
-        if _depth > 2:
-            raise CheckpointError(f"{path}: too many nested 'pretrained' pointers")
-        target = str(pkg["pretrained"]).removeprefix("//pretrained/")
-        return load_codec(target)
+        return load_codec_path(str(pkg["pretrained"]).removeprefix("//pretrained/"), depth + 1)
     if "best_state" not in pkg or "xp.cfg" not in pkg:
         raise CheckpointError(f"{path} is not an audiocraft codec checkpoint (needs 'best_state' and 'xp.cfg')")
     raw_cfg = pkg["xp.cfg"]

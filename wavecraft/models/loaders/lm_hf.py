@@ -212,7 +212,9 @@ def _text_conditioner(folder: Path, config: dict[str, Any], state: dict[str, Ten
     if not weights:
         raise CheckpointError(f"{folder}: the checkpoint has no text_encoder.* weights (the T5 encoder)")
     missing, unexpected = encoder.load_state_dict(weights, strict=False)
-    missing = [k for k in missing if k != "encoder.embed_tokens.weight"]  # tied to `shared`
+    tied = {"shared.weight", "encoder.embed_tokens.weight"}  # one tensor under two names: either will do
+    if tied & set(weights):
+        missing = [k for k in missing if k not in tied]
     if missing or unexpected:
         raise CheckpointError(f"{folder}: T5 weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     proj = None
