@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from wavecraft.codec import Codec, CodecConfig
+from wavecraft.codec import model as model_module
 from wavecraft.errors import ConfigError, WavecraftError
 
 
@@ -85,7 +86,7 @@ def test_input_validation_messages() -> None:
     assert codec.encode(torch.randn(1, 1, 50, dtype=torch.float64))[0].shape == (1, 4, 7)
 
 
-def test_renormalised_chunked_layout_and_round_trip() -> None:
+def test_renormalised_chunked_layout_and_round_trip(monkeypatch) -> None:
     # 100-sample chunks every 60 samples: some inputs end with two partial chunks.
     codec = _codec(renormalize=True, chunk_length_s=100 / 8000, overlap=0.4, causal=False)
     assert (codec.config.chunk_length, codec.config.chunk_stride) == (100, 60)
@@ -108,6 +109,14 @@ def test_renormalised_chunked_layout_and_round_trip() -> None:
     assert codec.decode(codes2, scale2, length=250).shape == (2, 1, 250)
     with pytest.raises(WavecraftError, match="pass length="):
         codec.decode(codes2, scale2)
+    # Long inputs go through the networks a few chunks at a time; grouping changes nothing.
+    long = torch.randn(2, 1, 1300)
+    grouped, grouped_scale = codec.encode(long)
+    grouped_audio = codec.decode(grouped, grouped_scale, length=1300)
+    monkeypatch.setattr(model_module, "_MAX_CHUNK_ROWS", 1000)
+    assert torch.equal(codec.encode(long)[0], grouped)
+    torch.testing.assert_close(codec.decode(grouped, grouped_scale, length=1300), grouped_audio)
+    monkeypatch.undo()
     with pytest.raises(WavecraftError, match=r"needs the scale \[B, 4\] returned by encode"):
         codec.decode(codes)
     with pytest.raises(WavecraftError, match=r"scale must be shaped \[B, N\] = \[2, 4\], got \(2, 3\)"):

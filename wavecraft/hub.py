@@ -72,8 +72,8 @@ def display_name(name_or_path: str | os.PathLike, resolved: Path) -> str:
     repo = repo_id_from_path(resolved)
     if repo:
         return repo
-    folder = resolved if resolved.is_dir() else resolved.parent
-    return folder.name or str(resolved)
+    folder = (resolved if resolved.is_dir() else resolved.parent).absolute()
+    return folder.name or str(folder)
 
 
 def resolve(name_or_path: str | os.PathLike, required: Sequence[str] = (), what: str = "checkpoint") -> Path:

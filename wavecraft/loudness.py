@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from .errors import WavecraftError
 import torch
 
 # Analogue prototypes of the two K-weighting stages (fitted to the BS.1770 48 kHz table).
@@ -38,7 +40,9 @@ _OFFSET = -0.691  # makes a 997 Hz sine at full scale read -3.01 LUFS on one cha
 def k_weighting_coefficients(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The two biquads (b, a) of the K-weighting filter at `sample_rate`, a[0] == 1."""
     if sample_rate <= 2 * _SHELF_F0:
-        raise ValueError(f"sample rate {sample_rate} Hz is too low for BS.1770 K-weighting")
+        raise WavecraftError(
+            f"sample rate {sample_rate} Hz is too low for BS.1770 loudness; use strategy 'peak' or 'rms'"
+        )
     k = math.tan(math.pi * _SHELF_F0 / sample_rate)
     vh = 10.0 ** (_SHELF_GAIN_DB / 20.0)
     vb = vh**_SHELF_MID_EXPONENT

@@ -261,16 +261,17 @@ class Codec(nn.Module):
         codes: list[Tensor | None] = [None] * len(layout)
         scales: list[Tensor | None] = [None] * len(layout)
         with torch.no_grad():
-            # Chunks of equal length run as one batch (all full chunks of a long file at once).
+            # Chunks of equal length run together, a few at a time (bounded activation memory).
             for size in sorted({c.samples for c in layout}):
-                idx = [i for i, c in enumerate(layout) if c.samples == size]
-                x = torch.cat([wav[..., layout[i].offset : layout[i].offset + size] for i in idx])
-                x, scale = self._renormalize(x)
-                q = self.quantizer.encode(self.encoder(x), self._num_codebooks)
-                for j, i in enumerate(idx):
-                    codes[i] = q[j * B : (j + 1) * B]
-                    if scale is not None:
-                        scales[i] = scale[j * B : (j + 1) * B]
+                same = [i for i, c in enumerate(layout) if c.samples == size]
+                for idx in _groups(same, B):
+                    x = torch.cat([wav[..., layout[i].offset : layout[i].offset + size] for i in idx])
+                    x, scale = self._renormalize(x)
+                    q = self.quantizer.encode(self.encoder(x), self._num_codebooks)
+                    for j, i in enumerate(idx):
+                        codes[i] = q[j * B : (j + 1) * B]
+                        if scale is not None:
+                            scales[i] = scale[j * B : (j + 1) * B]
         all_codes = torch.cat(codes, dim=-1) if len(codes) > 1 else codes[0]
         scale_out = torch.cat(scales, dim=1) if self.config.renormalize else None
         return all_codes, scale_out
@@ -296,13 +297,14 @@ class Codec(nn.Module):
         with torch.no_grad():
             frames: list[Tensor | None] = [None] * len(layout)
             for n in sorted({c.frames for c in layout}):
-                idx = [i for i, c in enumerate(layout) if c.frames == n]
-                batch = torch.cat([codes[..., layout[i].frame_offset : layout[i].frame_offset + n] for i in idx])
-                out = self.decoder(self.quantizer.decode(batch))
-                if scale is not None:
-                    out = out * torch.cat([scale[:, i] for i in idx]).view(-1, 1, 1)
-                for j, i in enumerate(idx):
-                    frames[i] = out[j * B : (j + 1) * B]
+                same = [i for i, c in enumerate(layout) if c.frames == n]
+                for idx in _groups(same, B):
+                    batch = torch.cat([codes[..., layout[i].frame_offset : layout[i].frame_offset + n] for i in idx])
+                    out = self.decoder(self.quantizer.decode(batch))
+                    if scale is not None:
+                        out = out * torch.cat([scale[:, i] for i in idx]).view(-1, 1, 1)
+                    for j, i in enumerate(idx):
+                        frames[i] = out[j * B : (j + 1) * B]
             wav = _overlap_add(frames, self.config.chunk_stride) if chunked else frames[0]
         if length is not None:
             wav = wav[..., : int(length)]
@@ -352,12 +354,23 @@ class Codec(nn.Module):
         return CodecTrainOutput(out[..., :T], q.codes, q.penalty, q.bandwidth)
 
 
+# At most this many rows (chunks x batch items) go through the encoder or decoder at once.
+_MAX_CHUNK_ROWS = 8
+
+
+def _groups(indices: list[int], batch: int) -> list[list[int]]:
+    step = max(1, _MAX_CHUNK_ROWS // batch)
+    return [indices[i : i + step] for i in range(0, len(indices), step)]
+
+
 def _overlap_add(frames: list[Tensor], stride: int | None) -> Tensor:
     """Sum decoded chunks placed every `stride` samples, each weighted by a triangle peaking at its
     middle, divided by the summed weights: a linear cross-fade where chunks overlap."""
     assert stride is not None
     first = frames[0]
-    total = stride * (len(frames) - 1) + frames[-1].shape[-1]
+    # Usually the last chunk ends last; not always when chunk_length is not a multiple of the hop
+    # (a chunk's decoded length is rounded up to whole frames), so take the furthest end.
+    total = max(i * stride + f.shape[-1] for i, f in enumerate(frames))
     t = torch.linspace(0, 1, first.shape[-1] + 2, device=first.device, dtype=first.dtype)[1:-1]
     weight = 0.5 - (t - 0.5).abs()
     out = first.new_zeros(*first.shape[:-1], total)

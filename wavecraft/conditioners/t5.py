@@ -45,7 +45,7 @@ def _candidates(name: str) -> list[str]:
     return names
 
 
-def _spm_tokenizer(folder: Path) -> Any:
+def spm_tokenizer(folder: Path) -> Any:
     """A T5 tokenizer built from `spiece.model` with sentencepiece alone.
 
     transformers 5 converts `spiece.model` through protobuf, which is not a dependency of ours;
@@ -121,7 +121,7 @@ def _load_tokenizer(source: str, name: str, cache_dir: str | Path | None) -> Any
                 f"T5 weights for {name!r} were found but not its tokenizer ({err}); put tokenizer.json or "
                 "spiece.model next to config.json"
             ) from None
-        return _spm_tokenizer(folder)
+        return spm_tokenizer(folder)
 
 
 def _find_spiece(source: str, cache_dir: str | Path | None) -> Path | None:

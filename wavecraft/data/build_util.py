@@ -76,7 +76,7 @@ def trim_silence(audio: np.ndarray, sample_rate: int, threshold_db: float = -50.
         return audio
     frame = max(1, int(sample_rate * 0.02))
     levels = frame_rms_db(audio, sample_rate)
-    loud = np.nonzero(levels > levels.max() + threshold_db)[0]
+    loud = np.nonzero(levels > max(levels.max() + threshold_db, -100.0))[0]  # digital silence is never "loud"
     if loud.size == 0:
         return audio[:0]
     pad = int(pad_seconds * sample_rate)

@@ -88,7 +88,7 @@ COMP: dict[str, str] = {
     "power": "XxXxXxXxXxXxXxXx", "skank": "..X...X...X...X.", "stabs": "...X..X....X..X.", "funk": "X.x..x.xX..x.x..",
     "arp": "aaaaaaaaaaaaaaaa", "arp8": "a-a-a-a-a-a-a-a-", "bossa": "X..x..x...x..x..", "charleston": "X-----x.........",
     "offbeat": "..x...x...x...x.", "waltz": "....x-..x-..", "waltz_arp": "a-a-a-a-a-a-", "march": "..x...x.",
-    "shuffle": "..x..x..x..x", "sixeight": "a-aa-aa-aa-a", "ballad": "a-a-a-a-a-a-a-a-",
+    "shuffle": "..x..x..x..x", "half12": "X-----X-----", "sixeight": "a-aa-aa-aa-a", "ballad": "a-a-a-a-a-a-a-a-",
 }
 
 S = Style
@@ -120,7 +120,7 @@ STYLES: dict[str, Style] = {s.name: s for s in [
     S("jazz", (4, 4), (110, 200), ("swing",), (32, 40), ("walking",), ("charleston", "half"),
       ("ii7 V7 Imaj7 Imaj7", "Imaj7 vi7 ii7 V7", "iii7 vi7 ii7 V7"), ("ii7b5 V7 i7 i7", "i7 iv7 ii7b5 V7"),
       (0, 26, 11), (32,), (65, 66, 56, 26, 11, 71), ("swinging", "sophisticated"), melody_p=0.9),
-    S("blues", (12, 8), (60, 90), ("shuffle",), (0, 32), ("shuffle",), ("shuffle", "half"),
+    S("blues", (12, 8), (60, 90), ("shuffle",), (0, 32), ("shuffle",), ("shuffle", "half12"),
       ("I7 I7 I7 I7 IV7 IV7 I7 I7 V7 IV7 I7 V7",), ("i7 i7 i7 i7 iv7 iv7 i7 i7 V7 iv7 i7 V7",),
       (0, 27, 16, 26), (33, 32), (22, 27, 66, 29, 0), ("bluesy", "soulful")),
     S("reggae", (4, 4), (68, 90), ("reggae",), (0, 8), ("reggae",), ("skank",),

@@ -244,9 +244,9 @@ def _tokenizer(folder: Path) -> Any:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, ImportError) as err:
         if (folder / "spiece.model").is_file():
-            from ...conditioners.t5 import _spm_tokenizer  # sentencepiece-only fallback
+            from ...conditioners.t5 import spm_tokenizer  # sentencepiece-only fallback
 
-            return _spm_tokenizer(folder)
+            return spm_tokenizer(folder)
         raise CheckpointError(f"{folder}: cannot load the tokenizer ({err})") from None
     finally:
         hf_logging.set_verbosity(level)
