@@ -64,7 +64,6 @@ class WorkRef:
 
 def _music21():
     try:
-        import music21  # noqa: F401
         from music21 import corpus
     except ImportError:
         raise SourceMissingError("the music21 corpus is not installed: run `pip install music21`") from None
@@ -81,8 +80,8 @@ def list_works(collections: list[str] | None = None) -> list[WorkRef]:
     for entry in (entries.values() if isinstance(entries, dict) else bundle):
         source = str(entry.sourcePath)
         collection = source.split("/")[0]
-        if collection in ("demos", "theoryExercises", "leadSheet"):
-            continue  # test material, not music to learn from
+        if collection in ("demos", "theoryExercises", "leadSheet") or source.endswith(".rntxt"):
+            continue  # test material and roman-numeral analyses, not music to learn from
         if collections and collection not in collections:
             continue
         md = entry.metadata

@@ -273,7 +273,7 @@ def generate_song(style_name: str, rng: random.Random, seconds: float = 30.0) ->
                 notes += _pattern_notes(ctx, row, bar, lambda ch, i, k=key: k)
             if bar % 4 == 0 and drum_name not in ("swing",) and rng.random() < 0.6:
                 notes.append(Note(ctx.time(bar, 0, 4), 0.5, gm.CRASH, ctx.vel("x")))
-        tracks.append(Track("drums", kit, notes, is_drums=True, level_db=0.0))
+        tracks.append(Track("drums", kit, notes, is_drums=True, level_db=-3.0))
 
     bass_prog = rng.choice(style.basses)
     bass_style = rng.choice(style.bass)

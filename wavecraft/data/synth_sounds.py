@@ -8,7 +8,6 @@ a random generator, a sample rate and a duration and returns (audio, caption, so
 """
 from __future__ import annotations
 
-import math
 import random
 from typing import Callable
 
@@ -128,9 +127,11 @@ def rain(rng: random.Random, sr: int, seconds: float) -> Result:
     bed = shape_noise(g.standard_normal(n), sr, band(300, 6000 if heavy else 9000, 1.0))
     drops = np.zeros(n)
     count = int(seconds * (900 if heavy else 150))
-    click = decay(int(0.004 * sr), sr, 0.0008) * np.sin(2 * np.pi * 3000 * np.arange(int(0.004 * sr)) / sr)
-    for at in g.integers(0, n, count):
-        place(drops, click, int(at), float(g.uniform(0.2, 1.0)))
+    m = int(0.004 * sr)
+    # Drops ring at many pitches (a single one would leave a tonal line in the spectrum).
+    clicks = [decay(m, sr, 0.0008) * np.sin(2 * np.pi * f * np.arange(m) / sr) for f in np.geomspace(1200, 7000, 12)]
+    for at, k in zip(g.integers(0, n, count), g.integers(0, len(clicks), count)):
+        place(drops, clicks[int(k)], int(at), float(g.uniform(0.2, 1.0)))
     x = (0.8 if heavy else 0.3) * bed / (np.abs(bed).max() + 1e-9) + drops / (np.abs(drops).max() + 1e-9)
     return x, "heavy rain pouring" if heavy else "light rain pattering", "rain", ["rain", "heavy" if heavy else "light"]
 
