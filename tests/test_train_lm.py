@@ -134,8 +134,37 @@ def test_melody_conditioning_trains_from_the_segment_itself(setup, tmp_path):
     wav, sr = solver._rows(batch, dropout=False)["self_wav"][0]
     assert sr == 8000 and torch.equal(wav, batch["wav"][0])
     assert solver.run()["ce"] > 0
-    with pytest.raises(ConfigError, match="melody \\(chroma\\) conditioning needs audio"):
-        make_solver("lm", RECIPE, _overrides(setup, tmp_path / "other", "token_cache=x", *melody))
+
+
+def test_melody_conditioning_trains_from_a_token_cache_with_the_audio_under_each_segment(setup, tmp_path):
+    from wavecraft.audio import audio_read
+    from wavecraft.codec import load_codec
+    from wavecraft.data.dataset import DataConfig, collate_items
+    from wavecraft.data.tokens import TokenDataset, build_token_cache
+
+    manifest, codec_dir = setup
+    codec = load_codec(str(codec_dir))
+    codec.set_num_codebooks(4)
+    cache, _ = build_token_cache(manifest, codec, tmp_path / "cache")
+    ds = TokenDataset(cache, DataConfig(segment_duration=0.25, sample_rate=8000), seed=0, with_audio=True)
+    item = ds[5]
+    hop = 8000 // int(codec.frame_rate)
+    assert item["wav"].shape == (1, 2000)
+    # The audio is the very stretch of the file the codes encode: re-encoding it gives them back.
+    wav, _ = audio_read(item["path"])
+    full, _ = codec.encode(wav[None])
+    starts = [s for s in range(full.shape[-1] - 249) if torch.equal(full[0, :, s:s + 250], item["codes"])]
+    assert any(torch.allclose(item["wav"], wav[:, s * hop:s * hop + 2000], atol=1e-6) for s in starts)
+    assert not torch.allclose(item["wav"], wav[:, :2000], atol=1e-3) or starts == [0]
+
+    melody = ["model.conditioners={genre: {type: lut, vocab: [ambient], output_dim: 32}, "
+              "self_wav: {type: chroma, output_dim: 32, length: 8}}",
+              "model.fuse={genre: cross, self_wav: prepend}"]
+    solver = make_solver("lm", RECIPE, _overrides(setup, tmp_path / "run", f"token_cache={cache}", "run.steps=2",
+                                                  *melody))
+    batch = collate_items([solver.train_dataset()[i] for i in range(2)])
+    assert torch.equal(solver._rows(batch, dropout=False)["self_wav"][0][0], batch["wav"][0])
+    assert solver.run()["ce"] > 0
 
 
 def test_finetune_a_hugging_face_musicgen_and_export_it(setup, tmp_path):

@@ -12,6 +12,7 @@ import sys
 
 # Sub-command modules, in the order they appear in `wavecraft --help`.
 COMMAND_MODULES: list[str] = [
+    "wavecraft.cli.demo",
     "wavecraft.cli.generate",
     "wavecraft.cli.codec",
     "wavecraft.cli.data",

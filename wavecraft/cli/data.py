@@ -39,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tok.add_argument("--force", action="store_true", help="replace an existing cache folder")
     tok.set_defaults(func=_tokens)
 
+    mrg = sub.add_parser("merge", help="join several manifests into one",
+                         description="Concatenate manifests (e.g. the music and sound training sets) into one, "
+                                     "with paths rewritten relative to the new manifest's folder.")
+    mrg.add_argument("manifests", nargs="+", help="data.jsonl[.gz] files (or folders holding one) to join")
+    mrg.add_argument("-o", "--output", required=True, help="manifest to write (.jsonl or .jsonl.gz)")
+    mrg.add_argument("--force", action="store_true", help="overwrite an existing manifest")
+    mrg.set_defaults(func=_merge)
+
     if importlib.util.find_spec("wavecraft.cli.data_build") is not None:
         importlib.import_module("wavecraft.cli.data_build").add_build_commands(sub)
 
@@ -61,6 +69,14 @@ def _index(args: argparse.Namespace) -> int:
     hours = sum(m.duration for m in metas) / 3600
     print(f"wrote {args.output}: {len(metas)} files, {hours:.2f} h"
           + (f"; skipped {len(skipped)} unreadable file(s)" if skipped else ""))
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from wavecraft.data.manifest import merge_manifests
+
+    out, count, hours = merge_manifests(args.manifests, args.output, force=args.force)
+    print(f"wrote {out}: {count} files, {hours:.2f} h from {len(args.manifests)} manifests")
     return 0
 
 

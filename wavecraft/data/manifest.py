@@ -118,6 +118,16 @@ def read_manifest(path: str | Path) -> list[AudioMeta]:
     return metas
 
 
+def merge_manifests(inputs: Iterable[str | Path], output: str | Path,
+                    force: bool = False) -> tuple[Path, int, float]:
+    """Join manifests into `output` (paths relative to its folder); returns (path, files, hours)."""
+    metas: list[AudioMeta] = []
+    for source in inputs:
+        metas.extend(read_manifest(source))
+    out = write_manifest(metas, output, force=force, relative=True)
+    return out, len(metas), sum(m.duration for m in metas) / 3600
+
+
 def write_manifest(metas: Iterable[AudioMeta], path: str | Path, force: bool = False, relative: bool = False) -> Path:
     """Write a manifest atomically; refuses to replace an existing file unless `force`."""
     path = Path(path)

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ..errors import WavecraftError
 from .captions import build_caption
-from .dataset import DataConfig, cumulative_weights, item_rng, pick_index
+from .dataset import DataConfig, cumulative_weights, item_rng, pick_index, read_segment
 from .manifest import AudioMeta, ManifestError, load_info, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -147,14 +147,22 @@ def read_cache_meta(cache_dir: str | Path) -> dict[str, Any]:
 
 
 class TokenDataset(Dataset):
-    """Endless stream of `{codes [K, F] long, length (valid frames), caption, info, ...}` items."""
+    """Endless stream of `{codes [K, F] long, length (valid frames), caption, info, ...}` items.
 
-    def __init__(self, cache_dir: str | Path, config: DataConfig, seed: int = 0, with_captions: bool = True):
+    with_audio: also read the audio under each code segment from the cached file's path (`wav`
+    [C, samples], at the cache's sample rate). Conditioners that look at the audio itself
+    (melody chroma) need it; reading a few seconds of a file is far cheaper than re-encoding it.
+    A file that can no longer be read is skipped (counted in `skipped`) and another one is drawn.
+    """
+
+    def __init__(self, cache_dir: str | Path, config: DataConfig, seed: int = 0, with_captions: bool = True,
+                 with_audio: bool = False):
         self.dir = Path(cache_dir)
         self.meta = read_cache_meta(self.dir)
         self.config = config
         self.seed = seed
         self.with_captions = with_captions
+        self.with_audio = with_audio
         if config.mix_p > 0:
             raise TokenCacheError("data.mix_p > 0 needs audio: codes cannot be mixed; train from audio instead")
         self.segment_frames = max(1, int(round(config.segment_duration * self.meta["frame_rate"])))
@@ -187,18 +195,42 @@ class TokenDataset(Dataset):
             self._handles[shard] = safe_open(str(path), framework="pt")
         return self._handles[shard].get_slice(entry["key"])[:, start:start + length]
 
+    def _audio(self, entry: dict[str, Any], start: int, frames: int) -> torch.Tensor:
+        """The audio under codes [start, start + frames), zero-padded to the whole segment."""
+        rate, sr = self.meta["frame_rate"], self.meta["sample_rate"]
+        samples = int(round(self.segment_frames / rate * sr))
+        wav = read_segment(entry["path"], start / rate, frames / rate, sr, self.config.channels)
+        wav = wav[:, :samples]
+        return torch.nn.functional.pad(wav, (0, samples - wav.shape[-1]))
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         cfg = self.config
         rng = item_rng(self.seed, index)
-        entry = self.entries[pick_index(self.cum_weights, rng)]
-        n = self.segment_frames
-        start = rng.randint(0, max(0, entry["frames"] - n))
-        caption_seed = rng.getrandbits(32)
-        codes = self._slice(entry, start, n).long()
-        length = codes.shape[-1]
+        bad_paths: list[str] = []
+        while True:
+            entry = self.entries[pick_index(self.cum_weights, rng)]
+            n = self.segment_frames
+            start = rng.randint(0, max(0, entry["frames"] - n))
+            caption_seed = rng.getrandbits(32)
+            codes = self._slice(entry, start, n).long()
+            length = codes.shape[-1]
+            if not self.with_audio:
+                break
+            try:
+                wav = self._audio(entry, start, length)
+                break
+            except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, never fatal
+                logger.warning("skipping %s: %s", entry["path"], err)
+                bad_paths.append(entry["path"])
+                if len(bad_paths) >= cfg.max_retries:
+                    raise TokenCacheError(f"{len(bad_paths)} consecutive cached files could not be read "
+                                          f"(last: {entry['path']}); are the audio files still there?") from None
         if length < n:
             codes = torch.nn.functional.pad(codes, (0, n - length))
         info = entry.get("info") or {}
         caption = build_caption(info, random.Random(caption_seed), cfg.captions) if self.with_captions else None
-        return {"codes": codes, "length": length, "caption": caption, "info": info, "path": entry["path"],
-                "index": index, "skipped": 0, "bad_paths": [], "bad_metadata": 0}
+        item = {"codes": codes, "length": length, "caption": caption, "info": info, "path": entry["path"],
+                "index": index, "skipped": len(bad_paths), "bad_paths": bad_paths, "bad_metadata": 0}
+        if self.with_audio:
+            item["wav"] = wav
+        return item

@@ -188,8 +188,8 @@ def _mean_se(values: Sequence[float]) -> tuple[float, float]:
     """Mean and its standard error (0 for a single value)."""
     n = len(values)
     mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
+    if n < 2 or max(values) - min(values) <= 1e-12 * max(1.0, abs(mean)):
+        return mean, 0.0  # equal values: exactly 0, not the rounding noise of the sum
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var / n)
 

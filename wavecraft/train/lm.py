@@ -128,9 +128,9 @@ class LMSolver(Solver):
         if cfg.token_cache:
             from ..data.tokens import TokenCacheError, TokenDataset
 
-            if any(conditioner_type(c) == "chroma" for c in self.module.conditioners.values()):
-                raise ConfigError("melody (chroma) conditioning needs audio; leave token_cache empty")
-            self._train_set = TokenDataset(cfg.token_cache, cfg.data, seed=cfg.run.seed)
+            # Melody (chroma) conditioners read the audio under each code segment.
+            audio = any(conditioner_type(c) == "chroma" for c in self.module.conditioners.values())
+            self._train_set = TokenDataset(cfg.token_cache, cfg.data, seed=cfg.run.seed, with_audio=audio)
             meta = self._train_set.meta
             if (meta["n_q"], meta["card"]) != (self.module.lm.cfg.n_q, self.module.lm.cfg.card):
                 raise TokenCacheError(f"token cache {cfg.token_cache} holds {meta['n_q']} codebooks of {meta['card']}, "
@@ -139,7 +139,8 @@ class LMSolver(Solver):
             if meta.get("codec_hash") and own_hash and meta["codec_hash"] != own_hash:
                 raise TokenCacheError(f"token cache {cfg.token_cache} was encoded with another codec "
                                       f"({meta['codec']}); rebuild it with this recipe's codec")
-            self._valid_set = TokenDataset(cfg.token_cache, cfg.data, seed=cfg.run.seed + VALID_SEED_OFFSET)
+            self._valid_set = TokenDataset(cfg.token_cache, cfg.data, seed=cfg.run.seed + VALID_SEED_OFFSET,
+                                           with_audio=audio)
         else:
             if (cfg.data.sample_rate, cfg.data.channels) != (self.codec.sample_rate, self.codec.channels):
                 raise ConfigError(f"data.sample_rate/channels must match the codec: {self.codec.sample_rate} Hz, "
