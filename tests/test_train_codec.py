@@ -72,6 +72,15 @@ def test_export_loads_through_public_api(manifest, tmp_path):
     assert torch.equal(codes, reference.encode(x)[0])
     out = codec.decode(codes, scale, length=x.shape[-1])
     assert out.shape == x.shape and torch.isfinite(out).all()
+    # --half stores float16 (half the bytes) that loads back as float32 weights rounded to float16.
+    assert main(["export", str(run), str(tmp_path / "half"), "--half"]) == 0
+    full_size = (tmp_path / "codec" / "model.safetensors").stat().st_size
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * full_size
+    half = wavecraft.load_codec(str(tmp_path / "half"))
+    for (name, a), b in zip(codec.state_dict().items(), half.state_dict().values()):
+        assert b.dtype == a.dtype
+        if a.is_floating_point():
+            assert torch.equal(b, a.half().float()), name
 
 
 def test_config_errors_are_clear(manifest, tmp_path):

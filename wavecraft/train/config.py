@@ -56,6 +56,9 @@ class RunConfig(Config):
     tensorboard: bool = True
     strategy: str = "ddp"  # multi-process: ddp | fsdp | none
     autocast: bool = True  # mixed precision on GPU (bfloat16 when supported, else float16)
+    # bfloat16 autocast on CPU too. It pays on CPUs with AMX / AVX512-BF16 matrix units (about 2x
+    # for the bundled LM recipes on this project's build machines) and costs elsewhere: opt-in.
+    cpu_autocast: bool = False
     num_threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
 
     def __post_init__(self) -> None:

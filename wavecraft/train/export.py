@@ -79,9 +79,10 @@ def musicgen_from_run(run_dir: str | Path) -> Any:
     return model
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> tuple[str, Path]:
+def export_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False,
+               half: bool = False) -> tuple[str, Path]:
     """Write the run's model to `out_dir`; returns (kind, out_dir). Refuses a non-empty `out_dir`
-    unless `overwrite`."""
+    unless `overwrite`. `half` stores the weights as float16 (they load back as float32)."""
     run_dir = Path(run_dir)
     ckpt = run_dir / CHECKPOINT_NAME
     if not ckpt.is_file():
@@ -96,6 +97,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False
         musicgen_from_run(run_dir).save_pretrained(out, overwrite=overwrite)
     else:
         raise CheckpointError(f"{ckpt} is of unknown kind {kind!r}")
+    if half:
+        from ..models.loaders.native import store_half
+
+        store_half(out)
     return str(kind), out
 
 

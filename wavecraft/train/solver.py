@@ -310,10 +310,13 @@ class Solver:
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
-        """Mixed precision on GPU when enabled; a no-op on CPU (full float32 there)."""
+        """Mixed precision on GPU when enabled; on CPU only with run.cpu_autocast (bfloat16)."""
         if self.device.type == "cuda" and self.config.run.autocast:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             with torch.autocast("cuda", dtype=dtype):
+                yield
+        elif self.device.type == "cpu" and self.config.run.cpu_autocast:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
                 yield
         else:
             yield

@@ -98,6 +98,30 @@ def save_codec(codec: "Codec", folder: str | Path, overwrite: bool = False) -> P
     return save_native(folder, "codec", codec.config, codec.state_dict(), extra, overwrite=overwrite)
 
 
+def store_half(folder: str | Path) -> list[Path]:
+    """Rewrite every wavecraft weights file under `folder` with float16 storage (halves the size).
+
+    Loading casts weights back to the modules' dtype, so a half-stored model runs in float32 as
+    before, with weights rounded to float16 (relative error <= 2^-11). Returns the files rewritten.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    done = []
+    for path in sorted(Path(folder).rglob(WEIGHTS_FILE)):
+        if not (path.parent / CONFIG_FILE).is_file():
+            continue
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.replace(path)
+        done.append(path)
+    return done
+
+
 def codec_from_native(folder: str | Path, name: str | None = None) -> "Codec":
     from ...codec.config import CodecConfig
     from ...codec.model import Codec
