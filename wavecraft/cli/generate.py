@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--continue", dest="continue_from", metavar="FILE",
                    help="audio file to continue; the output includes it, so --duration must exceed its length")
     p.add_argument("--batch", metavar="FILE", help="text file with one prompt per line (blank lines skipped)")
-    p.add_argument("--normalize", default="loudness", choices=("loudness", "peak", "rms", "clip", "none"),
-                   help="how to normalise the output level (default loudness, as audiocraft's demos)")
+    p.add_argument("--normalize", default=None, choices=("loudness", "peak", "rms", "clip", "none"),
+                   help="how to normalise the output level (default loudness, as audiocraft's demos; with --stream "
+                        "only clip, the default there, or none)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--quantize", choices=("int8", "int4"), default=None,
+                   help="weight-only quantised LM for faster CPU generation (int8: small quality cost, int4: "
+                        "faster, larger cost; see docs/performance.md)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+                   help="LM dtype (default float32; bfloat16 for speed on GPU)")
+    p.add_argument("--stream", action="store_true",
+                   help="write the audio file while it is generated (wav/flac/ogg); levels are clipped, not normalised")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run_generate)
@@ -112,6 +121,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from wavecraft.models.musicgen import describe
 
     prompts = _prompts(args)
+    normalize = _normalize_mode(args)
     if args.duration is not None and not args.duration > 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration:g}")
     if args.melody and args.continue_from:
@@ -127,6 +137,12 @@ def run_generate(args: argparse.Namespace) -> int:
         model.to(args.device)
     elif _cuda():
         model.to("cuda")
+    if args.dtype is not None:
+        import torch
+
+        model.lm.to(getattr(torch, args.dtype))
+    if args.quantize is not None:
+        model.quantize(args.quantize)
     duration = args.duration if args.duration is not None else model.config.default_duration
     stride = args.extend_stride if args.extend_stride is not None else model.config.extend_stride
     model.set_generation_params(
@@ -137,9 +153,10 @@ def run_generate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(describe(model), file=sys.stderr)
     show = not args.quiet
+    inputs: dict = {}
     if melody is not None:
         wav_m, sr_m = melody
-        wav = model.generate_with_chroma(prompts, [wav_m] * len(prompts), sr_m, progress=show)
+        inputs = dict(melody_wavs=[wav_m] * len(prompts), melody_sample_rate=sr_m)
     elif prompt_audio is not None:
         wav_p, sr_p = prompt_audio
         if wav_p.shape[-1] / sr_p >= duration:
@@ -147,18 +164,83 @@ def run_generate(args: argparse.Namespace) -> int:
                 f"--continue audio is {wav_p.shape[-1] / sr_p:.2f} s long; --duration ({duration:g} s) must be longer "
                 "(it counts the continued audio too)"
             )
-        wav = model.generate_continuation(wav_p[None].expand(len(prompts), -1, -1), sr_p, prompts, progress=show)
+        inputs = dict(prompt=wav_p[None].expand(len(prompts), -1, -1), prompt_sample_rate=sr_p)
+    if args.stream:
+        _write_stream(model, prompts, inputs, outputs, normalize, show)
+        return 0
+    if melody is not None:
+        wav = model.generate_with_chroma(prompts, inputs["melody_wavs"], inputs["melody_sample_rate"], progress=show)
+    elif prompt_audio is not None:
+        wav = model.generate_continuation(inputs["prompt"], inputs["prompt_sample_rate"], prompts, progress=show)
     else:
         wav = model.generate(prompts, progress=show)
     for path, one in zip(outputs, wav):
         written = audio_write(
             path, one.cpu(), model.sample_rate, format=path.suffix.lstrip("."), add_suffix=False,
-            strategy=None if args.normalize == "none" else args.normalize, normalize=args.normalize != "none",
+            strategy=None if normalize == "none" else normalize, normalize=normalize != "none",
             loudness_compressor=True, overwrite=True,
         )
         if not args.quiet:
             print(written)
     return 0
+
+
+_STREAM_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}
+
+
+def _normalize_mode(args: argparse.Namespace) -> str:
+    from wavecraft.errors import ConfigError
+
+    if not args.stream:
+        return args.normalize or "loudness"
+    if args.normalize not in (None, "clip", "none"):
+        raise ConfigError(f"--stream writes audio as it is generated, so --normalize {args.normalize} (which needs "
+                          "the whole file) is not possible; use clip (the default with --stream) or none")
+    suffix = Path(args.output).suffix.lower().lstrip(".")
+    if suffix not in _STREAM_FORMATS:
+        raise ConfigError(f"--stream writes {', '.join(_STREAM_FORMATS)} files, not {suffix!r}")
+    return args.normalize or "clip"
+
+
+def _write_stream(model: Any, prompts: list[str], inputs: dict, outputs: list[Path], normalize: str, show: bool) -> None:
+    """Write each row's file piece by piece as `generate_stream` yields audio (samples clipped to
+    [-1, 1]; 'none' only skips the warning about clipping)."""
+    import time
+
+    import soundfile as sf
+    import torch
+
+    from wavecraft.errors import ConfigError
+
+    fmt, subtype = _STREAM_FORMATS[outputs[0].suffix.lower().lstrip(".")]
+    files = []
+    try:
+        for path in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            files.append(sf.SoundFile(str(path), "w", model.sample_rate, model.audio_channels, subtype, format=fmt))
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        for f in files:
+            f.close()
+        raise ConfigError(f"cannot write {path}: {err}") from None
+    start, first, clipped = time.perf_counter(), None, False
+    try:
+        for piece in model.generate_stream(prompts, progress=show, **inputs):
+            first = first if first is not None else time.perf_counter() - start
+            clipped |= bool(piece.abs().max() > 1)
+            for f, row in zip(files, piece.clamp(-1, 1).cpu()):
+                if subtype == "PCM_16":  # the same integer conversion as audio_write, so files match
+                    row = (row * 32768.0).round().clamp(-32768, 32767).to(torch.int16)
+                f.write(row.numpy().T)
+                f.flush()
+    finally:
+        for f in files:
+            f.close()
+    if show:
+        if clipped and normalize != "none":
+            print("some samples exceeded [-1, 1] and were clipped", file=sys.stderr)
+        print(f"first audio after {first or 0:.2f} s, done after {time.perf_counter() - start:.2f} s", file=sys.stderr)
+        for path in outputs:
+            print(path)
 
 
 def _cuda() -> bool:

@@ -103,6 +103,13 @@ class Codec(nn.Module):
     def causal(self) -> bool:
         return self.config.causal
 
+    def set_fast(self, enabled: bool = True) -> None:
+        """Use (default) or not the matrix-multiply forms of some convolutions at inference
+        (codec/seanet.py): same outputs to float rounding, faster on CPU."""
+        for module in self.modules():
+            if hasattr(module, "fast"):
+                module.fast = bool(enabled)
+
     def set_num_codebooks(self, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.total_codebooks:
             raise WavecraftError(
@@ -257,6 +264,8 @@ class Codec(nn.Module):
         """Audio [B, C, T] -> (codes long [B, num_codebooks, F], scale [B, N] or None)."""
         wav = self._check_wav(wav)
         B, T = wav.shape[0], wav.shape[-1]
+        if self._in_pieces(-(-T // self.hop_length)) and not self.config.renormalize:
+            return self._encode_in_pieces(wav), None
         layout = self.chunk_layout(T)
         codes: list[Tensor | None] = [None] * len(layout)
         scales: list[Tensor | None] = [None] * len(layout)
@@ -294,6 +303,9 @@ class Codec(nn.Module):
         else:
             layout = [Chunk(0, F * self.hop_length, 0, F)]
         scale = self._check_scale(scale, B, len(layout))
+        if self._in_pieces(F):
+            wav = self._decode_in_pieces(codes, scale)
+            return wav if length is None else wav[..., : int(length)]
         with torch.no_grad():
             frames: list[Tensor | None] = [None] * len(layout)
             for n in sorted({c.frames for c in layout}):
@@ -328,6 +340,38 @@ class Codec(nn.Module):
         return scale.to(self._device(), self._param_dtype())
 
     # Streaming -------------------------------------------------------------------------------
+    # `encode` / `decode` of more frames than this run the streaming encoder / decoder over pieces
+    # of this many frames (2 s at 50 Hz). Memory stays bounded by one piece's activations plus the
+    # output (one pass over 10 minutes of 32 kHz audio would hold ~20 GB of activations), and it is
+    # faster too: full-rate activations of a whole file are tens of MB each, every one a fresh
+    # allocation the kernel must fault in. Same result to float rounding (~1e-7; the codes are the
+    # same). None processes the input in one pass whatever its length.
+    stream_frames: int | None = 100
+
+    def _in_pieces(self, frames: int) -> bool:
+        cfg = self.config
+        streamable = cfg.chunk_length is None and cfg.norm != "time_group_norm" and cfg.pad_mode != "circular"
+        return bool(self.stream_frames) and frames > int(self.stream_frames or 0) and streamable
+
+    def _encode_in_pieces(self, wav: Tensor) -> Tensor:
+        piece = int(self.stream_frames or 1) * self.hop_length
+        encoder = self.encode_stream()
+        codes = [encoder.step(wav[..., start : start + piece]) for start in range(0, wav.shape[-1], piece)]
+        return torch.cat([*codes, encoder.flush()], dim=-1)
+
+    def _decode_in_pieces(self, codes: Tensor, scale: Tensor | None) -> Tensor:
+        B, _, F = codes.shape
+        piece = int(self.stream_frames or F)
+        decoder = self.decode_stream(scale)
+        out = torch.empty(B, self.channels, F * self.hop_length, device=self._device(), dtype=self._param_dtype())
+        filled = 0
+        for start in range(0, F + piece, piece):  # one round past the end: the flush
+            chunk = decoder.step(codes[..., start : start + piece]) if start < F else decoder.flush()
+            out[..., filled : filled + chunk.shape[-1]] = chunk
+            filled += chunk.shape[-1]
+        assert filled == out.shape[-1], "streaming decode produced a different length"
+        return out
+
     def decode_stream(self, scale: Tensor | None = None) -> "StreamingDecoder":
         """A stateful decoder: feed codes chunk by chunk, get audio whose concatenation equals
         `decode` of all the codes (see wavecraft.codec.streaming)."""

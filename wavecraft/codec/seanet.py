@@ -5,6 +5,15 @@ Layer order and indices match audiocraft's `SEANetEncoder.model` / `SEANetDecode
 names differ. Weight norm is stored as `weight_g` / `weight_v` parameters (as in the released
 checkpoints) and folded into a plain weight, cached, whenever no gradient is needed: inference
 convolutions are plain `conv1d` calls.
+
+Inference also takes matrix-multiply forms of three convolutions that oneDNN runs slowly at
+these shapes (`fast = True`, the default; set False on a module, or `Codec.set_fast(False)`, for
+the plain calls). They compute the same sums in another order, so outputs agree to float
+rounding (~1e-7 relative), and training (gradients on) always uses the plain calls:
+  * few output channels (the last layer, 64 -> 1) or 1x1 kernels: one matmul for all taps, then
+    shifted adds;
+  * strided downsampling (kernel 2s, stride s) from wide inputs: unfold + one batched matmul;
+  * transposed upsampling (kernel 2s, stride s): one matmul, then the two halves overlap-added.
 """
 from __future__ import annotations
 
@@ -39,6 +48,52 @@ def extra_padding(length: int, kernel: int, stride: int, padding_total: int) -> 
     return frames * stride + kernel - padding_total - length
 
 
+def conv_taps(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int) -> Tensor:
+    """Stride-1 conv1d of a padded x [B, Cin, L] as one matmul over all k taps ([k*Cout, Cin] @ x)
+    followed by k shifted adds: fast when Cout is small (the matmul then reads x once, where the
+    direct convolution makes a pass per output channel)."""
+    cout, cin, k = weight.shape
+    length = x.shape[-1] - (k - 1) * dilation
+    z = torch.matmul(weight.permute(2, 0, 1).reshape(k * cout, cin), x)
+    if k == 1:  # a 1x1 convolution is just the matmul
+        return z if bias is None else z.add_(bias[:, None])
+    y = z[:, :cout, :length].clone() if bias is None else z[:, :cout, :length] + bias[:, None]
+    for j in range(1, k):
+        y += z[:, j * cout : (j + 1) * cout, j * dilation : j * dilation + length]
+    return y
+
+
+def conv_unfold(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:
+    """Strided conv1d of a padded x as im2col (unfold) + one batched matmul."""
+    cout, cin, k = weight.shape
+    cols = x.unfold(-1, k, stride)  # [B, Cin, F, k], a view
+    frames = cols.shape[2]
+    cols = cols.permute(0, 1, 3, 2).reshape(x.shape[0], cin * k, frames)
+    y = torch.matmul(weight.reshape(cout, cin * k), cols)
+    return y if bias is None else y + bias[:, None]
+
+
+def conv_transpose_overlap(x: Tensor, weight: Tensor, stride: int) -> Tensor:
+    """conv_transpose1d (no bias, no trim) for kernel == 2 * stride: one matmul gives every frame's
+    2s output samples; the first half of frame f and the second half of frame f-1 overlap."""
+    cin, cout, k = weight.shape
+    B, _, frames = x.shape
+    z = torch.matmul(weight.permute(1, 2, 0).reshape(cout * k, cin), x).view(B, cout, 2, stride, frames)
+    out = x.new_empty(B, cout, frames + 1, stride)
+    out[:, :, :frames] = z[:, :, 0].transpose(-1, -2)
+    out[:, :, frames] = 0
+    out[:, :, 1:] += z[:, :, 1].transpose(-1, -2)
+    return out.view(B, cout, (frames + 1) * stride)
+
+
+def _version(t: Tensor) -> int:
+    return 0 if t.is_inference() else t._version  # tensors made in inference mode have no counter
+
+
+def _inference() -> bool:
+    return not torch.is_grad_enabled()  # training keeps the plain calls (and their gradients)
+
+
 class _NormWeight(nn.Module):
     """Holds a convolution weight, either plain or as weight norm (`weight_g` * `weight_v`/|v|)."""
 
@@ -66,7 +121,7 @@ class _NormWeight(nn.Module):
         if torch.is_grad_enabled() and (g.requires_grad or v.requires_grad):
             return torch._weight_norm(v, g, 0)  # training: keep the graph
         # Inference: fold once; the key notices load_state_dict (version bump) and .to() (new storage).
-        key = (g._version, v._version, g.data_ptr(), v.data_ptr(), v.dtype, v.device)
+        key = (_version(g), _version(v), g.data_ptr(), v.data_ptr(), v.dtype, v.device)
         if self._fold_key != key:
             with torch.inference_mode(False), torch.no_grad():
                 self._folded = torch._weight_norm(v, g, 0)
@@ -93,9 +148,18 @@ class NormConv1d(_NormWeight):
             self.pad_right = self.padding_total // 2
             self.pad_left = self.padding_total - self.pad_right
 
+    fast = True  # matrix-multiply forms at inference (module docstring)
+
     def conv(self, x: Tensor) -> Tensor:
         """The convolution alone, on an already padded input (used by the streaming code)."""
-        y = F.conv1d(x, self.conv_weight(), self.bias, self.stride, 0, self.dilation)
+        w = self.conv_weight()
+        cout, cin, k = w.shape
+        if self.fast and _inference() and self.stride == 1 and (cout <= 8 or k == 1):
+            y = conv_taps(x, w, self.bias, self.dilation)
+        elif self.fast and _inference() and self.stride > 1 and k == 2 * self.stride and cin >= 256:
+            y = conv_unfold(x, w, self.bias, self.stride)
+        else:
+            y = F.conv1d(x, w, self.bias, self.stride, 0, self.dilation)
         return self.norm(y) if self.norm is not None else y
 
     def forward(self, x: Tensor) -> Tensor:
@@ -119,8 +183,22 @@ class NormConvTranspose1d(_NormWeight):
         self.trim_right = math.ceil(padding_total * trim_right_ratio) if causal else padding_total // 2
         self.trim_left = padding_total - self.trim_right
 
+    fast = True  # matrix-multiply form at inference (module docstring)
+
+    def _overlap(self, w: Tensor) -> bool:
+        return self.fast and _inference() and self.kernel_size == 2 * self.stride
+
+    def full(self, x: Tensor) -> Tensor:
+        """The untrimmed transposed convolution without bias (streaming adds up overlapping tails)."""
+        w = self.conv_weight()
+        return conv_transpose_overlap(x, w, self.stride) if self._overlap(w) else F.conv_transpose1d(x, w, None, self.stride)
+
     def forward(self, x: Tensor) -> Tensor:
-        y = F.conv_transpose1d(x, self.conv_weight(), self.bias, self.stride)
+        w = self.conv_weight()
+        if self._overlap(w):
+            y = conv_transpose_overlap(x, w, self.stride) + self.bias[:, None]
+        else:
+            y = F.conv_transpose1d(x, w, self.bias, self.stride)
         if self.norm is not None:
             y = self.norm(y)
         return y[..., self.trim_left : y.shape[-1] - self.trim_right]

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import WavecraftError
@@ -32,6 +31,12 @@ def _cat(a: Maybe, b: Maybe) -> Maybe:
     if b is None or b.shape[-1] == 0:
         return a
     return torch.cat([a, b], dim=-1)
+
+
+def _own(x: Tensor) -> Tensor:
+    """A kept tail as its own small tensor: a view would keep the whole piece it came from alive,
+    so memory would grow with the piece size times the number of layers."""
+    return x.clone() if x.numel() < x.untyped_storage().nbytes() // x.element_size() else x
 
 
 class _State(Protocol):
@@ -105,7 +110,7 @@ class _ConvState:
         y = self.conv.conv(self.buf[..., start : start + (n - 1) * self.s + self.k])
         self.next_out += n
         drop = self.next_out * self.s - self.pos
-        self.buf = self.buf[..., drop:]
+        self.buf = _own(self.buf[..., drop:])
         self.pos += drop
         return y
 
@@ -113,7 +118,7 @@ class _ConvState:
         if x is None or x.shape[-1] == 0:
             return None
         self.n_in += x.shape[-1]
-        self.hist = _cat(self.hist, x)[..., -self.keep_hist :]
+        self.hist = _own(_cat(self.hist, x)[..., -self.keep_hist :])
         if self.buf is None:
             self.pending = _cat(self.pending, x)
             if self.n_in < self.need:
@@ -151,11 +156,11 @@ class _ConvTransposeState:
         if x is None or x.shape[-1] == 0:
             return None
         s = self.conv.stride
-        y = F.conv_transpose1d(x, self.conv.conv_weight(), None, s)
+        y = self.conv.full(x)
         if self.tail is not None:
             y[..., : self.tail.shape[-1]] += self.tail
         done = x.shape[-1] * s
-        self.tail = y[..., done:]
+        self.tail = _own(y[..., done:])
         return self._emit(y[..., :done])
 
     def flush(self) -> Maybe:
@@ -195,7 +200,7 @@ class _ResBlockState:
         assert self.skip is not None
         n = y.shape[-1]
         out = self.skip[..., :n] + y
-        self.skip = self.skip[..., n:]
+        self.skip = _own(self.skip[..., n:])
         return out
 
     def step(self, x: Maybe) -> Maybe:

@@ -108,12 +108,11 @@ class DecodeState:
     """Everything one incremental decode keeps between steps: KV cache, cross K/V, masks, position."""
 
     def __init__(self, lm: "LMModel", conditions: Conditions, batch: int, max_steps: int) -> None:
-        param = lm.head.weight
-        device, dtype = param.device, param.dtype
+        device, dtype = lm.device, lm.dtype
         prefix = conditions.prefix
         self.prefix = prefix.embeddings.to(device, dtype) if prefix is not None else None
         plen = 0 if prefix is None else prefix.embeddings.shape[1]
-        self.cache: KVCache = lm.transformer.new_cache(batch, plen + max_steps, device, dtype)
+        self.cache: KVCache = lm.transformer.new_cache(batch, plen + max_steps, device, lm.kv_dtype or dtype)
         self.cross: CrossKV | None = None
         if conditions.cross is not None and lm.cfg.cross_attention:
             mask = conditions.cross.mask.to(device) if lm.cfg.cross_masking else None
@@ -141,6 +140,19 @@ class LMModel(nn.Module):
         self.out_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.dim, K * card, bias=False)
         self.register_buffer("emb_offsets", torch.arange(K) * (card + 1), persistent=False)
+        self.quantization: str | None = None  # "int8" / "int4" once `lm.quantize.quantize_lm` ran
+        # KV cache dtype (None: the model's). Attention reads the whole cache every step, a cost
+        # that grows with the length; quantised models keep it in bfloat16 to halve it.
+        self.kv_dtype: torch.dtype | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.out_norm.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The activation dtype (quantised linear layers keep this dtype at their boundaries)."""
+        return self.out_norm.weight.dtype
 
     # -- building blocks ------------------------------------------------------------------------
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -205,7 +217,25 @@ class LMModel(nn.Module):
         out = self.transformer(x, state.pos, state.cache, state.cross, state.key_mask)
         state.pos += x.shape[1]
         B = out.shape[0]
-        return self.head(self.out_norm(out[:, -1])).view(B, self.cfg.n_q, self.cfg.card)
+        # Logits in float32 whatever the model dtype: guidance subtracts two of them.
+        return self.head(self.out_norm(out[:, -1])).view(B, self.cfg.n_q, self.cfg.card).float()
+
+    def make_static(self, state: DecodeState) -> None:
+        """Switch `state` to fixed-shape single-token steps (`decode_static`) from its current position."""
+        state.cache.make_static(state.key_mask)
+
+    def decode_static(self, state: DecodeState, tokens: torch.Tensor) -> torch.Tensor:
+        """`decode` of one step [B, K, 1] with fixed shapes and a device-side position (for CUDA
+        graphs). Advances the device position; the caller advances `state.pos` and the cache length."""
+        x = self.embed(tokens)
+        if state.sum is not None:
+            x = x + state.sum
+        out = self.transformer.step_static(x, state.cache, state.cross)
+        B = out.shape[0]
+        return self.head(self.out_norm(out[:, -1])).view(B, self.cfg.n_q, self.cfg.card).float()
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Weights of the model, counting quantised linear layers (whose weights are buffers) too."""
+        quantized = sum(m.in_features * m.out_features for m in self.modules()
+                        if hasattr(m, "qweight") and hasattr(m, "in_features"))
+        return sum(p.numel() for p in self.parameters()) + quantized

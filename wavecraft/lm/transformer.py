@@ -7,6 +7,11 @@ Decoding is memory-bound, so the generation path avoids all per-step allocation 
 - Masks are built once per forward call, not per layer.
 Attention is `torch.nn.functional.scaled_dot_product_attention` throughout.
 
+`Transformer.step_static` is the same single-token step with no shape that changes from step to step
+and no host-side position: it attends over the whole cache buffer under a boolean mask and reads
+its position from a device tensor, so one captured CUDA graph can replay it for every step
+(lm/generate.py). The default path attends over the filled prefix only, which is cheaper on CPU.
+
 Layer maths (identical for training and decoding):
     x = x + SelfAttn(LN1(x));  x = x + CrossAttn(LNc(x), cond);  x = x + W2 GELU(W1 LN2(x))
 """
@@ -49,6 +54,22 @@ class KVCache:
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
         self.max_len = max_len
         self.length = 0  # positions filled so far
+        # Static decoding only (`make_static`): the position as a device tensor and the keys a
+        # query may attend to, both updated in place by `Transformer.step_static`.
+        self.position: torch.Tensor | None = None
+        self.attend: torch.Tensor | None = None
+
+    def make_static(self, key_mask: torch.Tensor | None = None) -> None:
+        """Prepare for `Transformer.step_static` from the current length on. key_mask [B, max_len]
+        bool hides padded prefix positions (as `Transformer.forward`'s key_mask)."""
+        device = self.keys[0].device
+        batch = self.keys[0].shape[0]
+        self.position = torch.tensor([self.length], dtype=torch.long, device=device)
+        attend = torch.zeros(batch, 1, 1, self.max_len, dtype=torch.bool, device=device)
+        attend[..., : self.length] = True
+        if key_mask is not None:
+            attend &= key_mask[:, None, None, : self.max_len].to(device)
+        self.attend = attend
 
 
 @dataclass
@@ -95,6 +116,7 @@ class StepContext:
     cross: CrossKV | None
     cross_src: torch.Tensor | None  # condition for cross-attention when no CrossKV was precomputed
     rope: tuple[torch.Tensor, torch.Tensor] | None
+    position: torch.Tensor | None = None  # static step: [1] long, where to write in the cache
 
 
 class SelfAttention(nn.Module):
@@ -117,8 +139,35 @@ class SelfAttention(nn.Module):
             kbuf[:, :, ctx.start:end] = k
             vbuf[:, :, ctx.start:end] = v
             k, v = kbuf[:, :, :end], vbuf[:, :, :end]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.self_mask, is_causal=ctx.is_causal)
+        out = _attend(q, k, v, ctx.self_mask, ctx.is_causal)
         return self.out_proj(out.transpose(1, 2).reshape(B, T, -1))
+
+    def step(self, x: torch.Tensor, ctx: StepContext, layer: int) -> torch.Tensor:
+        """`forward` for one position, x [B, D] (decoding: 2-D matmuls, fewest ops per step)."""
+        B = x.shape[0]
+        q, k, v = self.in_proj(x).view(B, 3, self.num_heads, 1, self.head_dim).unbind(1)
+        if ctx.rope is not None:
+            cos, sin = ctx.rope
+            q, k = Rotary.rotate(q, cos, sin), Rotary.rotate(k, cos, sin)
+        kbuf, vbuf = ctx.cache.keys[layer], ctx.cache.values[layer]  # type: ignore[union-attr]
+        if ctx.position is not None:  # static step: write in place, attend over the whole buffer
+            kbuf.index_copy_(2, ctx.position, k.to(kbuf.dtype))
+            vbuf.index_copy_(2, ctx.position, v.to(vbuf.dtype))
+            k, v = kbuf, vbuf
+        else:
+            kbuf[:, :, ctx.start : ctx.start + 1] = k
+            vbuf[:, :, ctx.start : ctx.start + 1] = v
+            k, v = kbuf[:, :, : ctx.start + 1], vbuf[:, :, : ctx.start + 1]
+        out = _attend(q, k, v, ctx.self_mask, False)
+        return self.out_proj(out.reshape(B, -1))
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool) -> torch.Tensor:
+    """SDPA; a cache stored in another dtype (bfloat16 for quantised models) sets the dtype of
+    the attention itself, the result comes back in the query's."""
+    if k.dtype == q.dtype:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    return F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=mask, is_causal=causal).to(q.dtype)
 
 
 class CrossAttention(nn.Module):
@@ -147,6 +196,15 @@ class CrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).reshape(B, T, -1))
 
+    def step(self, x: torch.Tensor, ctx: StepContext, layer: int) -> torch.Tensor:
+        """`forward` for one position x [B, D] against precomputed cross keys/values."""
+        B = x.shape[0]
+        q = self.q_proj(x).view(B, self.num_heads, 1, self.head_dim)
+        cross = ctx.cross
+        assert cross is not None
+        out = F.scaled_dot_product_attention(q, cross.keys[layer], cross.values[layer], attn_mask=cross.mask)
+        return self.out_proj(out.reshape(B, -1))
+
 
 class TransformerLayer(nn.Module):
     def __init__(
@@ -171,6 +229,13 @@ class TransformerLayer(nn.Module):
         if self.cross_attn is not None and (ctx.cross is not None or ctx.cross_src is not None):
             x = x + self._drop(self.cross_attn(self.norm_cross(x), ctx, layer))
         return x + self._drop(self.linear2(F.gelu(self.linear1(self.norm2(x)))))
+
+    def step(self, x: torch.Tensor, ctx: StepContext, layer: int) -> torch.Tensor:
+        """`forward` for one decoded position, x [B, D], with a KV cache (inference only)."""
+        x = x + self.self_attn.step(self.norm1(x), ctx, layer)
+        if self.cross_attn is not None and ctx.cross is not None:
+            x = x + self.cross_attn.step(self.norm_cross(x), ctx, layer)
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
 
 
 class Transformer(nn.Module):
@@ -274,8 +339,40 @@ class Transformer(nn.Module):
             cross=cross if isinstance(cross, CrossKV) else None,
             cross_src=cross if isinstance(cross, torch.Tensor) else None, rope=rope,
         )
-        for i, layer in enumerate(self.layers):
-            x = layer(x, ctx, i)
+        if T == 1 and cache is not None and ctx.cross_src is None and not self.training:
+            x = self._steps(x[:, 0], ctx)[:, None]  # decoding one position: the lean 2-D path
+        else:
+            for i, layer in enumerate(self.layers):
+                x = layer(x, ctx, i)
         if cache is not None:
             cache.length = end
+        return x
+
+    def _steps(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer.step(x, ctx, i)
+        return x
+
+    def step_static(self, x: torch.Tensor, cache: KVCache, cross: CrossKV | None = None) -> torch.Tensor:
+        """One decode step x [B, 1, D] at position `cache.position` (after `cache.make_static`).
+
+        Every tensor shape and every index stays the same from one step to the next (the position
+        is read from, and advanced in, a device tensor), which is what CUDA graph replay needs. The
+        host-side `cache.length` is left to the caller. Same maths as `forward`: masked keys get
+        exactly zero weight, so only float summation order differs.
+        """
+        if cache.position is None or cache.attend is None:
+            raise ValueError("call cache.make_static() before step_static")
+        pos = cache.position
+        if self.positional in ("sin", "sin_rope"):
+            x = x + self.sin_table(cache.max_len, x.device, x.dtype).index_select(0, pos)
+        rope = None
+        if self.rotary is not None:
+            cos, sin = self.rotary.tables(cache.max_len, x.device, x.dtype)
+            rope = (cos.index_select(0, pos), sin.index_select(0, pos))
+        cache.attend.index_fill_(-1, pos, True)
+        ctx = StepContext(start=0, self_mask=cache.attend, is_causal=False, cache=cache, cross=cross,
+                          cross_src=None, rope=rope, position=pos)
+        x = self._steps(x[:, 0], ctx)[:, None]
+        pos.add_(1)
         return x

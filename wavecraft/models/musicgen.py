@@ -5,15 +5,16 @@ the fuser (which tensors go to cross-attention, the prefix or the sum), the LM g
 (tensors -> codes) and the codec (codes -> audio). Loading and saving live in
 `models/loaders/`; `AudioGen` (models/audiogen.py) is the same machine with other defaults.
 
-    model = MusicGen.get_pretrained("path/or/hf-name")
+    model = MusicGen.get_pretrained("path/or/hf-name")           # quantize="int8" / "int4" on CPU
     model.set_generation_params(duration=8)
     wav = model.generate(["lofi beat with warm piano"], seed=0)   # [B, C, T] at model.sample_rate
+    for piece in model.generate_stream(["..."], seed=0): ...      # the same audio, while it is made
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +22,8 @@ from torch import nn
 from ..conditioners import ChromaConditioner, ConditionFuser, Conditioner
 from ..config import Config
 from ..errors import ConfigError, WavecraftError
-from ..lm import Conditions, GenerationParams, LMConfig, LMModel, generate_codes
+from ..lm import Conditions, GenerationParams, LMConfig, LMModel
+from ..lm.generate import stream_codes
 from .components import TEXT_TYPES, conditioner_type
 
 
@@ -91,19 +93,35 @@ class MusicGen:
         self.extend_stride = config.extend_stride
         self.seed: int | None = None
         self._progress_callback: Callable[[int, int], None] | None = None
+        # CUDA only: replay each decode step from a captured CUDA graph (lm/generate.py). False
+        # runs the plain eager loop everywhere (for debugging or comparisons).
+        self.cuda_graph = True
 
     # -- loading ----------------------------------------------------------------------------------
     @classmethod
-    def get_pretrained(cls, name: str | os.PathLike, device: str | torch.device | None = None) -> "MusicGen":
+    def get_pretrained(
+        cls, name: str | os.PathLike, device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None, quantize: str | None = None,
+    ) -> "MusicGen":
         """Load a model: a wavecraft folder, a Hugging Face MusicGen folder, an audiocraft folder
         (state_dict.bin + compression_state_dict.bin), or such a repo id already in the HF cache.
-        Nothing is downloaded. device None: CUDA when available, else CPU."""
+        Nothing is downloaded. device None: CUDA when available, else CPU. dtype: the LM's dtype
+        (e.g. "bfloat16" on GPU; text encoders and codec stay float32). quantize: "int8" or "int4"
+        weight-only LM linear layers (docs/performance.md), applied on `device`."""
+        from ..lm.quantize import check_quantize_mode
         from .loaders.auto import load_model
 
+        quantize = check_quantize_mode(quantize)  # before the (slow) load
+        lm_dtype = None if dtype is None else _parse_dtype(dtype)
         model = load_model(name, expected=cls)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return model.to(device)
+        model.to(device)
+        if lm_dtype is not None:
+            model.lm.to(lm_dtype)
+        if quantize is not None:
+            model.quantize(quantize)
+        return model
 
     from_pretrained = get_pretrained
 
@@ -112,7 +130,17 @@ class MusicGen:
         codec/ and, for text encoders that came inside a checkpoint, their own sub-folder."""
         from .loaders.musicgen_native import save_model
 
+        if self.lm.quantization is not None:
+            raise ConfigError(f"this model's LM is quantised ({self.lm.quantization}); save the unquantised model "
+                              "and pass quantize= when loading it")
         save_model(self, folder, overwrite=overwrite)
+
+    def quantize(self, mode: str) -> "MusicGen":
+        """Quantise the LM's linear layers in place ("int8" or "int4", weight-only), on its device."""
+        from ..lm.quantize import quantize_lm
+
+        quantize_lm(self.lm, mode)
+        return self
 
     def to(self, device: str | torch.device) -> "MusicGen":
         self.lm.to(device)
@@ -124,7 +152,7 @@ class MusicGen:
     # -- properties users know ---------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.lm.head.weight.device
+        return self.lm.device
 
     @property
     def sample_rate(self) -> int:
@@ -203,19 +231,7 @@ class MusicGen:
         progress: bool = False, return_tokens: bool = False, seed: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue `prompt` ([C, T] or [B, C, T] audio). The output includes the prompt, as audiocraft's."""
-        from ..audio import convert_channels, resample
-
-        if not isinstance(prompt, torch.Tensor):
-            raise ConfigError("prompt must be a torch.Tensor of audio, shaped [C, T] or [B, C, T]")
-        if prompt.dim() == 2:
-            prompt = prompt[None]
-        if prompt.dim() != 3 or prompt.shape[-1] == 0:
-            raise ConfigError(f"prompt must be [C, T] or [B, C, T] audio, got shape {tuple(prompt.shape)}")
-        rows = [None] * prompt.shape[0] if descriptions is None else _check_descriptions(descriptions)
-        if len(rows) != prompt.shape[0]:
-            raise ConfigError(f"{len(rows)} descriptions for {prompt.shape[0]} prompts: give one per prompt")
-        wav = resample(convert_channels(prompt.float(), self.audio_channels), int(prompt_sample_rate), self.sample_rate)
-        codes, _ = self.codec.encode(wav.to(self.device))
+        rows, codes = self._prompt_codes(prompt, prompt_sample_rate, descriptions)
         tokens = self.generate_tokens(rows, prompt_tokens=codes, progress=progress, seed=seed)
         return self._finish(tokens, return_tokens)
 
@@ -224,17 +240,45 @@ class MusicGen:
         progress: bool = False, return_tokens: bool = False, seed: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Follow the melody (chroma) of `melody_wavs`: [B, C, T], [C, T], or a list of [C, T] / None."""
-        if not self.supports_melody:
-            raise ConfigError(f"model {self.name} has no melody (chroma) conditioner; use a melody model")
         rows = _check_descriptions(descriptions)
-        if isinstance(melody_wavs, torch.Tensor):
-            melody_wavs = [melody_wavs] if melody_wavs.dim() <= 2 else list(melody_wavs)
-        melodies = list(melody_wavs)
-        if len(melodies) != len(rows):
-            raise ConfigError(f"{len(melodies)} melodies for {len(rows)} descriptions: give one per description")
+        melodies = self._melody_list(melody_wavs, len(rows))
         tokens = self.generate_tokens(rows, melodies=melodies, melody_sample_rate=melody_sample_rate,
                                       progress=progress, seed=seed)
         return self._finish(tokens, return_tokens)
+
+    def generate_stream(
+        self, descriptions: Sequence[str | None], chunk_seconds: float = 0.5, progress: bool = False,
+        seed: int | None = None, prompt: torch.Tensor | None = None, prompt_sample_rate: int | None = None,
+        melody_wavs: Any = None, melody_sample_rate: int | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Yield float audio [B, C, n] while the tokens are generated, each piece once about
+        `chunk_seconds` of new frames are final. Joined along time the pieces are `generate`'s
+        output for the same seed (`generate_continuation` with `prompt`, `generate_with_chroma` with
+        `melody_wavs`), to float rounding: the codec decodes incrementally (codec/streaming.py)."""
+        if not chunk_seconds > 0:
+            raise ConfigError(f"chunk_seconds must be > 0, got {chunk_seconds}")
+        if prompt is not None and melody_wavs is not None:
+            raise ConfigError("give a prompt or melody_wavs, not both")
+        codes = melodies = None
+        if prompt is not None:
+            rows, codes = self._prompt_codes(prompt, prompt_sample_rate, descriptions)
+        else:
+            rows = _check_descriptions(descriptions)
+        if melody_wavs is not None:
+            melodies = self._melody_list(melody_wavs, len(rows))
+        chunk = max(1, round(chunk_seconds * self.frame_rate))
+        decoder = _DecodeStream(self.codec)
+        pending: list[torch.Tensor] = []
+        for piece in self._token_pieces(rows, codes, melodies, melody_sample_rate, None, progress, seed):
+            pending.append(piece)
+            if sum(p.shape[-1] for p in pending) >= chunk:
+                audio = decoder.step(torch.cat(pending, dim=-1))
+                pending = []
+                if audio is not None and audio.shape[-1]:
+                    yield audio
+        audio = decoder.finish(torch.cat(pending, dim=-1) if pending else None)
+        if audio.shape[-1]:
+            yield audio
 
     def generate_tokens(
         self,
@@ -248,6 +292,14 @@ class MusicGen:
     ) -> torch.Tensor:
         """Codes [B, K, F] for `duration` seconds (prompt included), with a sliding window beyond
         `max_duration`. `attributes` feeds extra conditioners (e.g. a genre lookup table) by name."""
+        return torch.cat(list(self._token_pieces(descriptions, prompt_tokens, melodies, melody_sample_rate,
+                                                 attributes, progress, seed)), dim=-1)
+
+    def _token_pieces(
+        self, descriptions: list[str | None], prompt_tokens: torch.Tensor | None, melodies: list[Any] | None,
+        melody_sample_rate: int | None, attributes: dict[str, list[Any]] | None, progress: bool, seed: int | None,
+    ) -> Iterator[torch.Tensor]:
+        """`generate_tokens` as a stream of final frames [B, K, n], in order (the prompt first)."""
         B = len(descriptions)
         total = int(self.duration * self.frame_rate)
         prompt_len = 0 if prompt_tokens is None else prompt_tokens.shape[-1]
@@ -272,21 +324,54 @@ class MusicGen:
         melody_rows = self._melody_rows(melodies, melody_sample_rate, B)
         tracker = _Progress(sum(self._steps(w) for w in windows), progress, self._progress_callback)
         done_steps = 0
-        pieces: list[torch.Tensor] = [] if prompt_tokens is None else [prompt_tokens.to(self.device)]
-        prompt = prompt_tokens
+        prompt = None if prompt_tokens is None else prompt_tokens.to(self.device)
+        static = None if self.cuda_graph else False
         try:
-            for offset, _plen, gen_len in windows:
+            for i, (offset, _plen, gen_len) in enumerate(windows):
                 cond, null = self._conditions(descriptions, melody_rows, offset, attributes, len(windows) > 1)
-                out = generate_codes(
-                    self.lm, gen_len, cond, params, prompt=prompt, generator=generator,
-                    null_conditions=null, progress=tracker.window(done_steps),
-                )
+                window: list[torch.Tensor] = []
+                for piece in stream_codes(self.lm, gen_len, cond, params, prompt=prompt, generator=generator,
+                                          null_conditions=null, progress=tracker.window(done_steps), static=static):
+                    # A window's first piece is its prompt: the user's (part of the output) for the
+                    # first window, the previous window's tail (already yielded) for the others.
+                    if window or prompt is None or prompt.shape[-1] == 0 or i == 0:
+                        yield piece
+                    window.append(piece)
                 done_steps += self._steps((offset, _plen, gen_len))
-                pieces.append(out[..., 0 if prompt is None else prompt.shape[-1]:])
-                prompt = out[..., int(self.extend_stride * self.frame_rate):]
+                prompt = torch.cat(window, dim=-1)[..., int(self.extend_stride * self.frame_rate):]
         finally:
             tracker.close()
-        return torch.cat(pieces, dim=-1)
+
+    def _prompt_codes(
+        self, prompt: Any, sample_rate: int | None, descriptions: Sequence[str | None] | None
+    ) -> tuple[list[str | None], torch.Tensor]:
+        """Check a continuation prompt ([C, T] or [B, C, T] audio) and encode it: (rows, codes)."""
+        from ..audio import convert_channels, resample
+
+        if not isinstance(prompt, torch.Tensor):
+            raise ConfigError("prompt must be a torch.Tensor of audio, shaped [C, T] or [B, C, T]")
+        if prompt.dim() == 2:
+            prompt = prompt[None]
+        if prompt.dim() != 3 or prompt.shape[-1] == 0:
+            raise ConfigError(f"prompt must be [C, T] or [B, C, T] audio, got shape {tuple(prompt.shape)}")
+        if not sample_rate or int(sample_rate) <= 0:
+            raise ConfigError(f"prompt_sample_rate must be a positive integer, got {sample_rate}")
+        rows = [None] * prompt.shape[0] if descriptions is None else _check_descriptions(descriptions)
+        if len(rows) != prompt.shape[0]:
+            raise ConfigError(f"{len(rows)} descriptions for {prompt.shape[0]} prompts: give one per prompt")
+        wav = resample(convert_channels(prompt.float(), self.audio_channels), int(sample_rate), self.sample_rate)
+        codes, _ = self.codec.encode(wav.to(self.device))
+        return rows, codes
+
+    def _melody_list(self, melody_wavs: Any, count: int) -> list[Any]:
+        if not self.supports_melody:
+            raise ConfigError(f"model {self.name} has no melody (chroma) conditioner; use a melody model")
+        if isinstance(melody_wavs, torch.Tensor):
+            melody_wavs = [melody_wavs] if melody_wavs.dim() <= 2 else list(melody_wavs)
+        melodies = list(melody_wavs)
+        if len(melodies) != count:
+            raise ConfigError(f"{len(melodies)} melodies for {count} descriptions: give one per description")
+        return melodies
 
     def prepare_conditions(
         self, descriptions: Sequence[str | None], melodies: list[Any] | None = None,
@@ -367,7 +452,7 @@ class MusicGen:
                 raise ConfigError(f"attribute {attr!r} has {len(rows)} rows, expected {B}")
             with torch.no_grad():
                 out = cond.condition(rows + [None] * B)
-            tensors[attr] = out.to(self.device, self.lm.head.weight.dtype)
+            tensors[attr] = out.to(self.device, self.lm.dtype)
         fused = self.fuser(tensors)
 
         def half(x: Any, part: int) -> Any:
@@ -399,6 +484,53 @@ class MusicGen:
         return (wav, tokens) if return_tokens else wav
 
 
+class _DecodeStream:
+    """Incremental decode of MusicGen codes: the codec's streaming decoder (one per channel for
+    interleaved stereo); a codec that cannot stream decodes everything in `finish`."""
+
+    def __init__(self, codec: nn.Module) -> None:
+        self.codec = codec
+        mono = getattr(codec, "mono", None)  # InterleavedStereoCodec: codebooks L0, R0, L1, R1, ...
+        self.pending: list[torch.Tensor] = []
+        try:
+            self.streams = [mono.decode_stream(), mono.decode_stream()] if mono is not None else [codec.decode_stream()]
+        except (WavecraftError, AttributeError):
+            self.streams = []
+
+    def _each(self, codes: torch.Tensor | None, flush: bool) -> torch.Tensor:
+        parts = [codes] if len(self.streams) == 1 else [None if codes is None else codes[:, c::2] for c in (0, 1)]
+        out = []
+        for stream, part in zip(self.streams, parts):
+            pieces = [stream.step(part)] if part is not None else []
+            if flush:
+                pieces.append(stream.flush())
+            out.append(torch.cat(pieces, dim=-1))
+        return torch.cat(out, dim=1).float()
+
+    def step(self, codes: torch.Tensor) -> torch.Tensor | None:
+        if not self.streams:
+            self.pending.append(codes)
+            return None
+        return self._each(codes, flush=False)
+
+    def finish(self, codes: torch.Tensor | None) -> torch.Tensor:
+        if not self.streams:
+            self.pending += [] if codes is None else [codes]
+            with torch.no_grad():
+                return self.codec.decode(torch.cat(self.pending, dim=-1)).float()
+        return self._each(codes, flush=True)
+
+
+def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if isinstance(dtype, torch.dtype) and dtype in names.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in names:
+        return names[dtype.lower()]
+    raise ConfigError(f"unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
+
+
 def _check_descriptions(descriptions: Sequence[str | None]) -> list[str | None]:
     if isinstance(descriptions, str):
         raise ConfigError("descriptions must be a list of strings (one per output), not a single string")
@@ -416,7 +548,8 @@ def describe(model: MusicGen) -> str:
     lm = model.lm.cfg
     n = model.lm.num_parameters()
     params = f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} k"
-    return (f"{model.name}: {params}-parameter LM ({lm.num_layers} layers, dim {lm.dim}, {lm.n_q} codebooks), "
+    kind = model.lm.quantization or str(model.lm.dtype).replace("torch.", "")
+    return (f"{model.name}: {params}-parameter LM ({lm.num_layers} layers, dim {lm.dim}, {lm.n_q} codebooks, {kind}), "
             f"{model.sample_rate} Hz, {model.audio_channels} channel(s), max {model.max_duration:g} s per window")
 
 
