@@ -78,6 +78,16 @@ def test_sliding_window_reprompts_with_the_tail_of_the_previous_window(model):
     assert torch.equal(first, tokens[..., :10])
 
 
+def test_sliding_window_with_a_short_last_window(model):
+    # 35 frames through 20-frame windows moving by 10: the last window is 15 frames, 10 of them prompt.
+    model.config.max_duration = 0.4
+    model.set_generation_params(use_sampling=False, duration=0.7, extend_stride=0.2)
+    assert model._windows(35, 0) == [(0, 0, 20), (10, 10, 20), (20, 10, 15)]
+    _, tokens = model.generate(TEXTS, return_tokens=True)
+    assert tokens.shape == (2, 4, 35)
+    model.config.max_duration = 0.2
+
+
 def test_unconditional_samples_from_the_null_condition(model):
     tokens = model.generate_unconditional(2, return_tokens=True, seed=5)[1]
     _, null = model.prepare_conditions([None, None])

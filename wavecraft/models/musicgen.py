@@ -388,11 +388,13 @@ class MusicGen:
         if self.duration <= self.max_duration:
             return [(0, prompt_len, total)]
         stride = int(self.extend_stride * self.frame_rate)
+        window = int(self.max_duration * self.frame_rate)
         windows = []
         offset = 0
         while offset + prompt_len < total:
-            chunk = min(self.duration - offset / self.frame_rate, self.max_duration)
-            gen_len = int(chunk * self.frame_rate)
+            # Whole frames throughout: a window computed from seconds could round below the prompt
+            # it inherits and leave nothing (or less than nothing) to generate.
+            gen_len = min(total - offset, window)
             windows.append((offset, prompt_len, gen_len))
             prompt_len = gen_len - stride
             offset += stride
