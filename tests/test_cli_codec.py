@@ -157,7 +157,13 @@ def test_compress_errors(env, capsys, tmp_path):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"\x00" * 100)
     assert "cannot decode audio file" in one_line_error(capsys, "compress", junk, tmp_path / "x.wcc", "-m", model)
-    assert "no codec given: pass --model" in one_line_error(capsys, "compress", env["input"], tmp_path / "x.wcc")
+    import wavecraft.models.registry as registry
+
+    registry.DEFAULT_CODEC, saved = None, registry.DEFAULT_CODEC
+    try:
+        assert "no codec given: pass --model" in one_line_error(capsys, "compress", env["input"], tmp_path / "x.wcc")
+    finally:
+        registry.DEFAULT_CODEC = saved
     err = one_line_error(capsys, "compress", env["input"], tmp_path / "x.wcc", "-m", model, "-b", "100")
     assert "bandwidth 100 kbps is out of range" in err
     err = one_line_error(capsys, "compress", env["input"], tmp_path / "x.wcc", "-m", tmp_path / "no_model")

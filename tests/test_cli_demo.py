@@ -28,3 +28,12 @@ def test_demo_rejects_bad_input(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
+
+
+def test_demo_without_any_bundled_model_says_what_to_pass(tmp_path, capsys, monkeypatch):
+    import wavecraft.models.registry as registry
+
+    monkeypatch.setattr(registry, "DEFAULT_MODEL", None)
+    monkeypatch.setattr(registry, "DEFAULT_CODEC", None)
+    assert main(["demo", "--out-dir", str(tmp_path)]) == 2
+    assert "pass --model" in capsys.readouterr().err

@@ -121,3 +121,16 @@ def test_refuses_a_folder_of_user_files(manifest, tmp_path):
     with pytest.raises(ConfigError, match="not from a training run"):
         _solver(manifest, tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def test_quantizer_warm_up_trains_an_autoencoder_first(manifest, tmp_path):
+    solver = _solver(manifest, tmp_path / "run", "run.steps=6", "run.log_every=1", "losses.adv=0", "losses.feat=0",
+                     "losses.quantizer_start=4")
+    quantizer = solver.model.quantizer
+    codebook = quantizer.layers[0].embed.clone()
+    solver.run()
+    assert bool(quantizer.layers[0].inited.item()) and not torch.equal(codebook, quantizer.layers[0].embed)
+    rows = read_metrics(tmp_path / "run", "train")
+    # No codebook (0 kbps) and no commitment before step 4, then quantized training from a k-means init.
+    assert [r["bandwidth"] == 0.0 for r in rows] == [True] * 4 + [False] * 2
+    assert all(r["commitment"] == 0.0 for r in rows[:4]) and rows[-1]["commitment"] > 0

@@ -23,7 +23,7 @@ from .errors import BitstreamError, WavecraftError
 AUDIO_SUFFIXES = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".opus": "opus", ".mp3": "mp3"}
 NO_MODEL = (
     "no codec given: pass --model NAME_OR_PATH (a Hugging Face EnCodec folder or name, an audiocraft "
-    "compression_state_dict.bin, or a wavecraft codec folder); there is no bundled default codec yet"
+    "compression_state_dict.bin, or a wavecraft codec folder); this installation has no bundled default codec"
 )
 
 
@@ -80,14 +80,18 @@ class CodecFileStats:
 
 def _load(model: Any) -> tuple[Any, str]:
     """Return (codec, locator): the locator is what gets recorded to find the codec again."""
+    from .models.registry import BUNDLED, DEFAULT_CODEC
+
     if model is None:
-        raise WavecraftError(NO_MODEL)
+        if DEFAULT_CODEC is None:
+            raise WavecraftError(NO_MODEL)
+        model = DEFAULT_CODEC
     if not isinstance(model, (str, Path)):
         return model, str(getattr(model, "name", "unknown"))
     from .codec import load_codec  # heavy import, only when a codec is really needed
 
     locator = str(model)
-    if Path(locator).expanduser().exists():
+    if locator not in BUNDLED and Path(locator).expanduser().exists():
         locator = str(Path(locator).expanduser().resolve())  # works again from any directory
     return load_codec(locator), locator
 

@@ -386,16 +386,25 @@ class Codec(nn.Module):
         return StreamingEncoder(self)
 
     # Training --------------------------------------------------------------------------------
-    def forward(self, wav: Tensor, n_q: int | None = None) -> CodecTrainOutput:
+    def forward(self, wav: Tensor, n_q: int | None = None, quantize: bool = True) -> CodecTrainOutput:
         """Training pass: wav [B, C, T] -> reconstruction [B, C, T] + quantizer penalty. Gradients
-        flow (straight-through the quantizer); codebooks update by EMA in train mode."""
+        flow (straight-through the quantizer); codebooks update by EMA in train mode.
+
+        quantize=False bypasses the quantizer (a plain autoencoder; codes are empty, penalty 0):
+        a warm-up that lets encoder and decoder agree on a latent before k-means sees it."""
         T = wav.shape[-1]
         x, scale = self._renormalize(wav)
-        q = self.quantizer(self.encoder(x), self.frame_rate, n_q)
-        out = self.decoder(q.quantized)
+        latent = self.encoder(x)
+        if quantize:
+            q = self.quantizer(latent, self.frame_rate, n_q)
+            latent, codes, penalty, bandwidth = q.quantized, q.codes, q.penalty, q.bandwidth
+        else:
+            codes = torch.zeros(latent.shape[0], 0, latent.shape[-1], dtype=torch.long, device=latent.device)
+            penalty, bandwidth = latent.new_zeros(()), 0.0
+        out = self.decoder(latent)
         if scale is not None:
             out = out * scale.view(-1, 1, 1)
-        return CodecTrainOutput(out[..., :T], q.codes, q.penalty, q.bandwidth)
+        return CodecTrainOutput(out[..., :T], codes, penalty, bandwidth)
 
 
 # At most this many rows (chunks x batch items) go through the encoder or decoder at once.

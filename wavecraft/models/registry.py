@@ -1,16 +1,24 @@
-"""Bundled models: short names -> folders in wavecraft's native format.
+"""Bundled models: short names -> folders in wavecraft's native format, shipped inside the package.
 
-Empty until the project ships trained models. `resolve_bundled` returns None for unknown names
-so loaders fall through to paths and Hugging Face repo ids.
+They are trained by the project's own pipeline (recipes/bundled/build.sh) and documented by the
+MODEL_CARD.md in each folder. `resolve_bundled` returns None for names that are not bundled, so
+loaders fall through to paths and Hugging Face repo ids.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import CheckpointError
+
 # name -> folder (absolute, or relative to this package's directory)
-BUNDLED: dict[str, str] = {}
-# The model `wavecraft generate` uses when --model is not given (None: --model is required).
+BUNDLED: dict[str, str] = {
+    "codec": "bundled/codec",  # 16 kHz mono, 4 x 1024 codebooks at 50 Hz (recipes/bundled/codec16k.yaml)
+}
+# The model `wavecraft generate` / `wavecraft demo` use when --model is not given (None: no
+# generation model is bundled yet; `generate` then needs --model and `demo` round-trips the codec).
 DEFAULT_MODEL: str | None = None
+# The codec `wavecraft compress` uses when --model is not given.
+DEFAULT_CODEC: str | None = "codec"
 
 
 def resolve_bundled(name: str) -> Path | None:
@@ -18,7 +26,11 @@ def resolve_bundled(name: str) -> Path | None:
     if folder is None:
         return None
     path = Path(folder)
-    return path if path.is_absolute() else Path(__file__).resolve().parent / path
+    path = path if path.is_absolute() else Path(__file__).resolve().parent / path
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"the bundled model {name!r} is missing from this installation (expected {path}); "
+                              "reinstall wavecraft, or rebuild it with recipes/bundled/build.sh")
+    return path
 
 
 def bundled_names() -> list[str]:

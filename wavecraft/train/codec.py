@@ -83,7 +83,7 @@ class CodecSolver(Solver):
         lr = set_lr(self.opt, cfg.optim, self.step, cfg.run.steps)
         set_lr(self.disc_opt, cfg.disc_optim, self.step, cfg.run.steps)
         self.model.train()
-        out = self.model(x)
+        out = self.model(x, quantize=self.step >= cfg.losses.quantizer_start)
         y = out.audio
         adversarial = self.step >= cfg.losses.adversarial_start and (cfg.losses.adv > 0 or cfg.losses.feat > 0)
         metrics: dict[str, float] = {"lr": lr, "bandwidth": out.bandwidth}
@@ -135,7 +135,9 @@ class CodecSolver(Solver):
     def _sync_codebooks(self) -> None:
         if not dist.is_distributed():
             return
-        if self.step == 0:
+        if self.step < self.config.losses.quantizer_start:
+            return  # the quantizer has not run yet
+        if self.step == self.config.losses.quantizer_start:
             # k-means ran on each rank's own first batch: adopt rank 0's codebooks everywhere.
             for b in self.model.quantizer.buffers():
                 torch.distributed.broadcast(b.data, 0)

@@ -81,6 +81,10 @@ class CodecLossConfig(Config):
     balancer_ema: float = 0.999
     total_norm: float = 1.0
     adversarial_start: int = 0  # steps of reconstruction-only training before the GAN joins
+    # Steps of plain-autoencoder training (quantizer bypassed) before quantization starts with a
+    # k-means initialisation on the learned latents. With small batches (CPU), quantizing random
+    # latents from step 0 starves the decoder of information and it learns a constant output.
+    quantizer_start: int = 0
     mel_range_start: int = 6  # multi-scale mel windows 2^start .. 2^(end-1)
     mel_range_end: int = 11
     mel_n_mels: int = 64

@@ -63,8 +63,14 @@ def load_codec_path(name_or_path: "str | os.PathLike", depth: int = 0) -> "Codec
         raise CheckpointError(f"load_codec expects a name or a path, got {type(name_or_path).__name__}")
     if depth > 3:
         raise CheckpointError(f"{name_or_path}: too many nested 'pretrained' pointers in compression_state_dict.bin files")
-    path = hub.resolve(name_or_path, what="codec")
-    name = hub.display_name(name_or_path, path)
+    from ..registry import resolve_bundled
+
+    bundled = resolve_bundled(os.fspath(name_or_path))
+    if bundled is not None:  # a bundled model's name stands for the codec inside it
+        path, name = bundled, os.fspath(name_or_path)
+    else:
+        path = hub.resolve(name_or_path, what="codec")
+        name = hub.display_name(name_or_path, path)
     if path.is_dir():
         return _load_folder(path, name, depth)
     if path.name == "config.json" or path.suffix == ".safetensors":
