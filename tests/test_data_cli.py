@@ -48,4 +48,4 @@ def test_merge_joins_manifests_with_paths_relative_to_the_new_one(tmp_path, caps
     assert "--force" in capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 2  # untouched
     assert main(["data", "merge", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.jsonl")]) == 2
-    assert "no data.jsonl" in capsys.readouterr().err or not (tmp_path / "x.jsonl").exists()
+    assert "manifest not found" in capsys.readouterr().err and not (tmp_path / "x.jsonl").exists()

@@ -26,6 +26,7 @@ fi
 if at codec; then
   $W train codec --config recipes/bundled/codec16k.yaml
   $W export runs/bundled_codec runs/bundled/codec --force
+  $W export runs/bundled_codec $OUT/codec --half --force   # the shipped copy (keeps MODEL_CARD.md)
 fi
 if at tokens; then
   $W data tokens datasets/music/train --codec runs/bundled/codec -o datasets/tokens/music_train --force
@@ -49,8 +50,8 @@ if at eval; then
   $W eval train-classifier datasets/sounds/train/data.jsonl --val datasets/sounds/valid/data.jsonl \
      --val datasets/sounds/eval/data.jsonl --label sound_class --max-per-class 40 --epochs 20 \
      -o runs/judges/sound_class --json runs/judges/sound_class.json --force
-  $W eval codec music datasets/music/eval/data.jsonl --json runs/adherence/codec_music.json
-  $W eval codec music datasets/sounds/eval/data.jsonl --json runs/adherence/codec_sounds.json
+  $W eval codec codec datasets/music/eval/data.jsonl --json runs/adherence/codec_music.json
+  $W eval codec codec datasets/sounds/eval/data.jsonl --json runs/adherence/codec_sounds.json
   $W eval adherence music datasets/music/eval/prompts.jsonl --classifier instrument_family=runs/judges/instrument_family \
      --duration 5 --seeds 3 --json runs/adherence/music.json --markdown runs/adherence/music.md --force
   $W eval adherence sound datasets/sounds/eval/prompts.jsonl --classifier sound_class=runs/judges/sound_class \
