@@ -147,3 +147,21 @@ def test_training_step_reaches_every_weight():
     loss.backward()
     missing = [n for n, p in lm.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
+
+
+@pytest.mark.parametrize("positional", ["sin", "rope"])
+def test_build_lm_takes_the_checkpoint_tensors_and_matches_a_plain_load(positional):
+    """Loaders build the LM on the meta device and assign the checkpoint's tensors: no second copy
+    of the weights, yet the unsaved buffers (codebook offsets, rotary frequencies) are right."""
+    from wavecraft.models.loaders.native import build_lm
+
+    reference = tiny(positional=positional)
+    state = {k: v.clone() for k, v in reference.state_dict().items()}
+    built = build_lm(reference.cfg, state, "test").eval()
+    assert built.head.weight.data_ptr() == state["head.weight"].data_ptr()  # assigned, not copied
+    assert all(not t.is_meta for t in list(built.parameters()) + list(built.buffers()))
+    seq = torch.randint(0, 16, (2, 3, 6))
+    with torch.no_grad():
+        assert torch.equal(built(seq, conds()), reference(seq, conds()))
+    with pytest.raises(Exception, match="missing"):
+        build_lm(reference.cfg, {k: v for k, v in state.items() if k != "head.weight"}, "test")

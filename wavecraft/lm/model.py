@@ -139,11 +139,22 @@ class LMModel(nn.Module):
         )
         self.out_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.dim, K * card, bias=False)
-        self.register_buffer("emb_offsets", torch.arange(K) * (card + 1), persistent=False)
+        self.register_buffer("emb_offsets", torch.empty(K, dtype=torch.long), persistent=False)
+        self.init_fixed_buffers()
         self.quantization: str | None = None  # "int8" / "int4" once `lm.quantize.quantize_lm` ran
         # KV cache dtype (None: the model's). Attention reads the whole cache every step, a cost
         # that grows with the length; quantised models keep it in bfloat16 to halve it.
         self.kv_dtype: torch.dtype | None = None
+
+    def init_fixed_buffers(self, device: torch.device | str | None = None) -> None:
+        """(Re)compute the buffers that are not saved with the weights. A model built on the meta
+        device (loaders: no random initialisation, weights assigned from the checkpoint) gets
+        them here on the weights' device."""
+        device = device if device is not None else self.emb_offsets.device
+        K, card = self.cfg.n_q, self.cfg.card
+        self.emb_offsets = torch.arange(K, device=device) * (card + 1)
+        if self.transformer.rotary is not None:
+            self.transformer.rotary.init_inv_freq(device)
 
     @property
     def device(self) -> torch.device:

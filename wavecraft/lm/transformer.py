@@ -86,8 +86,14 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, max_period: float = 10000.0) -> None:
         super().__init__()
-        inv = 1.0 / (max_period ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        self.register_buffer("inv_freq", inv, persistent=False)
+        self.head_dim, self.max_period = head_dim, max_period
+        self.register_buffer("inv_freq", torch.empty(head_dim // 2), persistent=False)
+        self.init_inv_freq(self.inv_freq.device)
+
+    def init_inv_freq(self, device: torch.device | str) -> None:
+        """Compute the frequencies (again: a model built on the meta device has none)."""
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device) / self.head_dim
+        self.inv_freq = 1.0 / (self.max_period ** exponents)
         self._cos = torch.empty(0)
         self._sin = torch.empty(0)
 

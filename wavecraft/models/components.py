@@ -1,4 +1,5 @@
-"""Glue the generation models need around the LM: conditioners from config, and the stereo codec.
+"""Glue the generation models need around the LM: conditioners from config, the stereo codec and
+the incremental decode behind `generate_stream`.
 
 Conditioner specs are plain dicts `{"type": "t5" | "minilm" | "lut" | "chroma", **config}` so a
 model's config.json can name any mix of them; `build_conditioner` turns one into a module.
@@ -22,7 +23,7 @@ from ..conditioners import (
     T5Conditioner,
     T5ConditionerConfig,
 )
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, WavecraftError
 
 CONDITIONER_TYPES: dict[str, tuple[type, type]] = {
     "t5": (T5Conditioner, T5ConditionerConfig),
@@ -101,3 +102,40 @@ class InterleavedStereoCodec(nn.Module):
 
     def decode(self, codes: torch.Tensor, scale: Any = None) -> torch.Tensor:
         return torch.cat([self.mono.decode(codes[:, 0::2]), self.mono.decode(codes[:, 1::2])], dim=1)
+
+
+class DecodeStream:
+    """Incremental decode of MusicGen codes: the codec's streaming decoder (one per channel for
+    interleaved stereo); a codec that cannot stream decodes everything in `finish`."""
+
+    def __init__(self, codec: nn.Module) -> None:
+        self.codec = codec
+        mono = getattr(codec, "mono", None)  # InterleavedStereoCodec: codebooks L0, R0, L1, R1, ...
+        self.pending: list[torch.Tensor] = []
+        try:
+            self.streams = [mono.decode_stream(), mono.decode_stream()] if mono is not None else [codec.decode_stream()]
+        except (WavecraftError, AttributeError):
+            self.streams = []
+
+    def _each(self, codes: torch.Tensor | None, flush: bool) -> torch.Tensor:
+        parts = [codes] if len(self.streams) == 1 else [None if codes is None else codes[:, c::2] for c in (0, 1)]
+        out = []
+        for stream, part in zip(self.streams, parts):
+            pieces = [stream.step(part)] if part is not None else []
+            if flush:
+                pieces.append(stream.flush())
+            out.append(torch.cat(pieces, dim=-1))
+        return torch.cat(out, dim=1).float()
+
+    def step(self, codes: torch.Tensor) -> torch.Tensor | None:
+        if not self.streams:
+            self.pending.append(codes)
+            return None
+        return self._each(codes, flush=False)
+
+    def finish(self, codes: torch.Tensor | None) -> torch.Tensor:
+        if not self.streams:
+            self.pending += [] if codes is None else [codes]
+            with torch.no_grad():
+                return self.codec.decode(torch.cat(self.pending, dim=-1)).float()
+        return self._each(codes, flush=True)

@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import ConfigError, WavecraftError
 from ..lm import Conditions, GenerationParams, LMConfig, LMModel
 from ..lm.generate import stream_codes
-from .components import TEXT_TYPES, conditioner_type
+from .components import TEXT_TYPES, DecodeStream, conditioner_type
 
 
 @dataclass
@@ -267,7 +267,7 @@ class MusicGen:
         if melody_wavs is not None:
             melodies = self._melody_list(melody_wavs, len(rows))
         chunk = max(1, round(chunk_seconds * self.frame_rate))
-        decoder = _DecodeStream(self.codec)
+        decoder = DecodeStream(self.codec)
         pending: list[torch.Tensor] = []
         for piece in self._token_pieces(rows, codes, melodies, melody_sample_rate, None, progress, seed):
             pending.append(piece)
@@ -484,43 +484,6 @@ class MusicGen:
             wav = self.codec.decode(tokens)
         wav = wav.float()
         return (wav, tokens) if return_tokens else wav
-
-
-class _DecodeStream:
-    """Incremental decode of MusicGen codes: the codec's streaming decoder (one per channel for
-    interleaved stereo); a codec that cannot stream decodes everything in `finish`."""
-
-    def __init__(self, codec: nn.Module) -> None:
-        self.codec = codec
-        mono = getattr(codec, "mono", None)  # InterleavedStereoCodec: codebooks L0, R0, L1, R1, ...
-        self.pending: list[torch.Tensor] = []
-        try:
-            self.streams = [mono.decode_stream(), mono.decode_stream()] if mono is not None else [codec.decode_stream()]
-        except (WavecraftError, AttributeError):
-            self.streams = []
-
-    def _each(self, codes: torch.Tensor | None, flush: bool) -> torch.Tensor:
-        parts = [codes] if len(self.streams) == 1 else [None if codes is None else codes[:, c::2] for c in (0, 1)]
-        out = []
-        for stream, part in zip(self.streams, parts):
-            pieces = [stream.step(part)] if part is not None else []
-            if flush:
-                pieces.append(stream.flush())
-            out.append(torch.cat(pieces, dim=-1))
-        return torch.cat(out, dim=1).float()
-
-    def step(self, codes: torch.Tensor) -> torch.Tensor | None:
-        if not self.streams:
-            self.pending.append(codes)
-            return None
-        return self._each(codes, flush=False)
-
-    def finish(self, codes: torch.Tensor | None) -> torch.Tensor:
-        if not self.streams:
-            self.pending += [] if codes is None else [codes]
-            with torch.no_grad():
-                return self.codec.decode(torch.cat(self.pending, dim=-1)).float()
-        return self._each(codes, flush=True)
 
 
 def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -218,7 +218,7 @@ def load_audiocraft_model(path: str | Path, name: str | None = None) -> Any:
     from ..musicgen import MusicGen, MusicGenConfig
     from . import load_codec
     from .musicgen_native import check_codec
-    from .native import load_state
+    from .native import build_lm
 
     path = Path(path)
     state, cfg = _read_package(path)
@@ -227,8 +227,7 @@ def load_audiocraft_model(path: str | Path, name: str | None = None) -> Any:
         raise CheckpointError(f"{path.parent}: compression_state_dict.bin (the codec) is missing next to {path.name}")
     codec = load_codec(codec_path)
     lm_cfg = lm_config_from_audiocraft(cfg)
-    lm = LMModel(lm_cfg)
-    load_state(lm, lm_state_from_audiocraft(lm_cfg, state, str(path)), str(path))
+    lm = build_lm(lm_cfg, lm_state_from_audiocraft(lm_cfg, state, str(path)), str(path))
     stereo = bool(_get(cfg, "interleave_stereo_codebooks.use", False)) or (int(_get(cfg, "channels", 1)) == 2 and codec.channels == 1)
     if stereo:
         codec = InterleavedStereoCodec(codec)

@@ -289,11 +289,12 @@ def load_hf_model(folder: str | Path, name: str | None = None) -> Any:
         raise CheckpointError(f"{folder}/config.json describes a {model_type!r} model, not MusicGen")
     decoder = config.get("decoder") or {}
     lm_cfg, lm_state = lm_from_hf(decoder, state, where=str(folder))
-    from ...lm.model import LMModel
-    from .native import load_state
+    for key in [k for k in state if k.startswith("decoder.")]:
+        del state[key]  # the converted copies are what the LM keeps; free the originals now
+    from .native import build_lm
 
-    lm = LMModel(lm_cfg)
-    load_state(lm, lm_state, str(folder))
+    lm = build_lm(lm_cfg, lm_state, str(folder))
+    del lm_state
     codec = codec_from_hf(config.get("audio_encoder") or {}, sub_state(state, "audio_encoder"), name=f"{folder.name}-codec")
     if int(decoder.get("audio_channels", 1)) == 2:
         codec = InterleavedStereoCodec(codec)

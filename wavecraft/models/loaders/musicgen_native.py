@@ -20,7 +20,7 @@ import torch
 from ...errors import CheckpointError
 from ...lm.model import LMModel
 from ..components import InterleavedStereoCodec, build_conditioner, conditioner_spec
-from .native import load_native, load_state, save_codec, save_native
+from .native import build_lm, load_native, load_state, save_codec, save_native
 
 if TYPE_CHECKING:
     from ..musicgen import MusicGen
@@ -72,8 +72,7 @@ def load_native_model(folder: str | Path, name: str | None = None) -> "MusicGen"
     codec = codec_from_native(folder / "codec")
     if config.stereo:
         codec = InterleavedStereoCodec(codec)
-    lm = LMModel(config.lm)
-    load_state(lm, _sub(state, "lm"), f"{folder} (LM)")
+    lm = build_lm(config.lm, _sub(state, "lm"), f"{folder} (LM)")
     conditioners = {}
     for attr, spec in config.conditioners.items():
         cond = build_conditioner(spec, folder)

@@ -134,8 +134,11 @@ def codec_from_native(folder: str | Path, name: str | None = None) -> "Codec":
     return codec
 
 
-def load_state(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Strict load with an error that names the checkpoint and a few offending keys."""
+def load_state(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str, assign: bool = False) -> None:
+    """Strict load with an error that names the checkpoint and a few offending keys.
+
+    assign: the module takes the checkpoint's tensors themselves (cast to its dtypes) instead of
+    copying them into its own; for modules built on the meta device (see `build_lm`)."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -150,4 +153,20 @@ def load_state(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], 
             k = wrong[0]
             parts.append(f"{len(wrong)} with wrong shapes (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})")
         raise CheckpointError(f"checkpoint {source} does not match the model its config describes: " + "; ".join(parts))
-    module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()})
+    module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()},
+                           assign=assign)
+
+
+def build_lm(cfg: Any, state_dict: Mapping[str, torch.Tensor], source: str) -> Any:
+    """An `LMModel` holding the checkpoint's tensors, without a second copy of the weights.
+
+    The model is built on the meta device (no allocation, no random initialisation: both cost as
+    much as the weights themselves for a large model) and its parameters are then assigned from
+    `state_dict`, so loading peaks at about one copy of the weights instead of two."""
+    from ...lm.model import LMModel
+
+    with torch.device("meta"):
+        lm = LMModel(cfg)
+    load_state(lm, state_dict, source, assign=True)
+    lm.init_fixed_buffers(lm.device)
+    return lm
