@@ -288,6 +288,8 @@ class Transformer(nn.Module):
         if mask is not None and not bool(mask.all()):
             empty = ~mask.any(dim=1)  # [B]
             attn_mask = (mask | empty[:, None])[:, None, None, :]
+            if bool(attn_mask.all()):
+                attn_mask = None  # e.g. one prompt and its null row: SDPA is faster without a mask
         for layer in self.layers:
             if layer.cross_attn is None:
                 raise ValueError("this transformer has no cross-attention layers")
