@@ -281,6 +281,15 @@ def test_adherence_with_a_tiny_musicgen_is_batched_and_reproducible(tiny_model, 
     assert reports[0]["attributes"] == reports[1]["attributes"]
 
 
+def test_adherence_of_a_quantised_model_is_recorded_as_such(tiny_model, classifier, tmp_path, capsys):
+    prompts = _prompts(tmp_path / "p.jsonl", [{"id": "m0", "description": "lofi beat", "bpm": 80, "sound_class": "sine"}])
+    out = tmp_path / "q.json"
+    assert main(["eval", "adherence", str(tiny_model), prompts, "--classifier", f"sound_class={classifier[0]}",
+                 "--duration", "0.4", "--device", "cpu", "--quantize", "int8", "--json", str(out), "-q"]) == 0
+    assert json.loads(out.read_text())["settings"]["quantize"] == "int8"
+    assert "int8 weights" in capsys.readouterr().out
+
+
 def test_non_text_conditioners_get_the_prompt_field_of_their_name():
     from wavecraft.codec import Codec, CodecConfig
     from wavecraft.conditioners import LUTConditioner, LUTConditionerConfig

@@ -155,6 +155,8 @@ def _register_adherence(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="base seed; the same seed and batch size reproduce the table")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch threads for generation (default: torch's)")
+    p.add_argument("--quantize", choices=("int8", "int4"), default=None,
+                   help="weight-only quantised LM (CPU): measures what quantisation costs in adherence")
     p.add_argument("--json", metavar="FILE", help="write the full report (settings, scores, per-clip estimates)")
     p.add_argument("--markdown", metavar="FILE", help="write the table with its settings line, for a model card")
     p.add_argument("--save-audio", metavar="DIR", help="keep the generated clips (cond_N.wav, uncond_N.wav)")
@@ -174,7 +176,7 @@ def _run_adherence(args: argparse.Namespace) -> int:
     # Everything that can be wrong is checked before generation, which takes minutes.
     settings = ar.AdherenceSettings(duration=8.0 if args.duration is None else args.duration, seeds=args.seeds,
                                     batch_size=args.batch_size, cfg=args.cfg, top_k=args.top_k,
-                                    temperature=args.temperature, seed=args.seed)
+                                    temperature=args.temperature, seed=args.seed, quantize=args.quantize)
     settings.check()
     _refuse_existing([args.json, args.markdown], args.force)
     audio_dir = Path(args.save_audio) if args.save_audio else None
@@ -187,6 +189,8 @@ def _run_adherence(args: argparse.Namespace) -> int:
     estimators, left_out = ar.select_estimators(requests, {a: c for a, (c, _) in classifiers.items()}, args.prompts)
     model = load_model(args.model)
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.quantize is not None:
+        model.quantize(args.quantize)
     if args.duration is None:  # 8 s: long enough for beat tracking, short enough for a CPU
         settings.duration = min(settings.duration, model.max_duration)
     say = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -42,6 +42,7 @@ class AdherenceSettings:
     top_k: int = 250
     temperature: float = 1.0
     seed: int = 0  # base seed: batch k of the conditional pass uses seed + k
+    quantize: str | None = None  # "int8" / "int4" when the LM's weights were quantised (recorded only)
 
     def check(self) -> None:
         if not self.duration > 0:
@@ -259,7 +260,8 @@ def adherence_document(report: dict[str, Any]) -> str:
     lines = [f"Prompt adherence of `{s.get('model')}`: {s['n_prompts']} prompts"
              + (f" from `{s['prompts']}`" if s.get("prompts") else "")
              + f" x {s['seeds']} seed(s) = {report['n_conditional']} clips of {s['duration']:g} s "
-             f"(CFG {s['cfg']:g}, top-k {s['top_k']}, seed {s['seed']}); baseline: "
+             f"(CFG {s['cfg']:g}, top-k {s['top_k']}, seed {s['seed']}"
+             + (f", {s['quantize']} weights" if s.get("quantize") else "") + "); baseline: "
              f"{report['n_unconditional']} unconditional clips of the same model, each scored against "
              f"every request. Values are mean ± standard error; margin = conditional - unconditional.", "",
              adherence_markdown(report).rstrip("\n")]
