@@ -76,5 +76,10 @@ def test_eval_melody_needs_melody_model_and_scores_chroma(assets):
         def generate_with_chroma(self, descriptions, melody, sample_rate):
             return melody
 
+        def generate(self, descriptions):  # without a melody: a tone unrelated to it
+            t = torch.arange(4000) / 8000
+            return torch.sin(2 * torch.pi * 277.2 * t)[None, None]
+
     result = evaluate_melody(Echo(), str(manifest), duration=0.5)
     assert result["chroma_cosine"] > 0.99 and result["files"] == 3
+    assert result["chroma_cosine_text_only"] < 0.9

@@ -56,9 +56,16 @@ def test_batch_file_and_continuation(folders, tmp_path):
     assert sf.info(str(tmp_path / "c.wav")).frames == 80
 
 
+def test_without_a_bundled_model_generate_asks_for_one(tmp_path, capsys, monkeypatch):
+    import wavecraft.models.registry as registry
+
+    monkeypatch.setattr(registry, "DEFAULT_MODEL", None)
+    assert run("hi", "-o", tmp_path / "o.wav") == 2
+    assert "pass --model" in capsys.readouterr().err and not (tmp_path / "o.wav").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["", "-m", "X"], "the prompt is empty"),
-    (["hi"], "pass --model"),
     (["hi", "-m", "X", "-d", "0"], "--duration must be > 0"),
     (["hi", "-m", "X", "-d", "-3"], "--duration must be > 0"),
     (["hi", "-m", "X", "--melody", "MISSING.wav"], "MISSING.wav"),

@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval", help="measure a codec or a generation model; train adherence classifiers",
         description="codec: SI-SNR, mel and STFT distances of the reconstruction. lm: per-codebook "
-                    "cross-entropy and perplexity. melody: chroma cosine similarity of melody-conditioned output. "
+                    "cross-entropy and perplexity. melody: chroma cosine similarity of melody-conditioned output "
+                    "(and of the same caption without the melody, the baseline). "
                     "train-classifier: train the small audio classifier that judges instrument family / sound "
                     "class. adherence: prompt adherence (tempo, key, classifier labels) of a model against its "
                     "own unconditional output. See docs/evaluation.md.",

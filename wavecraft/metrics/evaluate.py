@@ -116,7 +116,9 @@ def evaluate_lm(model: Any, manifest: str, max_files: int | None = None, max_sec
 def evaluate_melody(model: Any, manifest: str, max_files: int | None = None, duration: float = 8.0,
                     seed: int = 0, progress: bool = False) -> dict[str, float]:
     """Chroma cosine similarity between each file's first `duration` seconds (the melody) and what
-    the model generates from it and the file's caption (1 = same pitch classes over time)."""
+    the model generates from it and the file's caption (1 = same pitch classes over time), and the
+    baseline: the same caption and seed without the melody (`chroma_cosine_text_only`), which
+    shares the caption's key, so the gap is what following the melody itself adds."""
     if not getattr(model, "supports_melody", False):
         raise ConfigError(f"model {model.name} has no melody conditioner; melody evaluation needs a melody model")
     model.set_generation_params(duration=duration, seed=seed)
@@ -128,8 +130,13 @@ def evaluate_melody(model: Any, manifest: str, max_files: int | None = None, dur
             logger.warning("skipping %s: %s", meta.path, err)
             skipped += 1
             continue
-        out = model.generate_with_chroma([plain_caption(_info(meta))], melody[None], model.sample_rate)
-        rows.append({"chroma_cosine": float(chroma_cosine_similarity(out.cpu(), melody[None], model.sample_rate))})
+        caption = plain_caption(_info(meta))
+        out = model.generate_with_chroma([caption], melody[None], model.sample_rate)
+        text_only = model.generate([caption])
+        rows.append({
+            "chroma_cosine": float(chroma_cosine_similarity(out.cpu(), melody[None], model.sample_rate)),
+            "chroma_cosine_text_only": float(chroma_cosine_similarity(text_only.cpu(), melody[None], model.sample_rate)),
+        })
     return _mean(rows, skipped)
 
 

@@ -12,11 +12,13 @@ from ..errors import CheckpointError
 
 # name -> folder (absolute, or relative to this package's directory)
 BUNDLED: dict[str, str] = {
+    "music": "bundled/music",  # MusicGen-style text (+ melody) to music (recipes/bundled/music.yaml)
+    "sound": "bundled/sound",  # AudioGen-style text to sound effects (recipes/bundled/sound.yaml)
     "codec": "bundled/codec",  # 16 kHz mono, 4 x 1024 codebooks at 50 Hz (recipes/bundled/codec16k.yaml)
 }
 # The model `wavecraft generate` / `wavecraft demo` use when --model is not given (None: no
-# generation model is bundled yet; `generate` then needs --model and `demo` round-trips the codec).
-DEFAULT_MODEL: str | None = None
+# generation model bundled; `generate` then needs --model and `demo` round-trips the codec).
+DEFAULT_MODEL: str | None = "music"
 # The codec `wavecraft compress` uses when --model is not given.
 DEFAULT_CODEC: str | None = "codec"
 
