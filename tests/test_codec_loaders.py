@@ -239,3 +239,24 @@ def test_unknown_paths_and_names(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="holds no codec checkpoint"):
         wavecraft.load_codec(tmp_path / "empty")
+
+
+def test_read_safetensors_matches_safetensors_and_rejects_broken_files(tmp_path):
+    from safetensors.torch import save_file
+
+    from wavecraft.models.loaders.native import read_safetensors
+
+    tensors = {"a": torch.randn(3, 5).bfloat16(), "b": torch.arange(7), "c": torch.tensor(True),
+               "d": torch.randn(0, 4), "e": torch.randn(2).half(), "x.y": torch.randint(0, 255, (9,), dtype=torch.uint8)}
+    save_file(tensors, str(tmp_path / "t.safetensors"), metadata={"note": "kept out"})
+    got = read_safetensors(tmp_path / "t.safetensors")
+    assert set(got) == set(tensors)
+    assert all(got[k].dtype == v.dtype and torch.equal(got[k], v) for k, v in tensors.items())
+    assert list(read_safetensors(tmp_path / "t.safetensors", prefix="x.")) == ["y"]
+    data = (tmp_path / "t.safetensors").read_bytes()
+    (tmp_path / "short.safetensors").write_bytes(data[:-10])
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_safetensors(tmp_path / "short.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        read_safetensors(tmp_path / "junk.safetensors")

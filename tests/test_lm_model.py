@@ -165,3 +165,22 @@ def test_build_lm_takes_the_checkpoint_tensors_and_matches_a_plain_load(position
         assert torch.equal(built(seq, conds()), reference(seq, conds()))
     with pytest.raises(Exception, match="missing"):
         build_lm(reference.cfg, {k: v for k, v in state.items() if k != "head.weight"}, "test")
+
+
+def test_a_loaded_model_owns_its_weights(tmp_path):
+    """The loaders copy tensors out of the memory-mapped safetensors file: rewriting the file in
+    place (re-saving a checkpoint) leaves a loaded model untouched."""
+    from wavecraft.models.musicgen import MusicGen
+    from wavecraft.models.tiny import tiny_hf_musicgen
+
+    folder = tmp_path / "hf"
+    tiny_hf_musicgen(folder)
+    model = MusicGen.get_pretrained(folder, device="cpu")
+    before = {k: v.clone() for k, v in model.lm.state_dict().items()}
+    weights = next(folder.glob("*.safetensors"))
+    size = weights.stat().st_size
+    with open(weights, "r+b") as fh:  # same inode, new bytes after the header
+        fh.seek(size // 4)
+        fh.write(b"\x7f" * (size - size // 4))
+    after = model.lm.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

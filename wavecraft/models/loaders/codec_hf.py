@@ -86,17 +86,14 @@ def codec_from_hf(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tens
 
 def _read_weights(folder: Path, prefix: str = "") -> dict[str, torch.Tensor]:
     """Tensors whose key starts with `prefix` (prefix removed), reading only what is needed."""
-    from safetensors import SafetensorError, safe_open
+    from .native import read_safetensors
 
     def from_safetensors(files: list[Path]) -> dict[str, torch.Tensor]:
         out = {}
         for file in files:
             try:
-                with safe_open(str(file), framework="pt") as f:
-                    for key in f.keys():
-                        if key.startswith(prefix):
-                            out[key[len(prefix):]] = f.get_tensor(key)
-            except (SafetensorError, OSError) as err:
+                out.update(read_safetensors(file, prefix))
+            except OSError as err:
                 raise CheckpointError(f"cannot read {file}: {err}") from None
         return out
 

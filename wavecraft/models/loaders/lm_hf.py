@@ -158,7 +158,7 @@ def read_hf_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, Tensor
 
 
 def read_hf_weights(folder: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
+    from .native import read_safetensors as load_file
 
     single = folder / "model.safetensors"
     if single.is_file():

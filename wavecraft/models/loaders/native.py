@@ -60,11 +60,55 @@ def save_native(folder: str | Path, kind: str, config: Config | Mapping[str, Any
     return folder
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def read_safetensors(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file whose key starts with `prefix` (prefix removed).
+
+    Each tensor is read with plain file reads straight into memory of its own. safetensors' own
+    loader hands out views of a memory-mapped file instead: a model holding those keeps the whole
+    file mapped (its pages count as the process's memory on top of any converted copies), and
+    rewriting the file in place (re-saving a checkpoint) would change, or crash, the live model.
+    Raises CheckpointError for a malformed file."""
+    path = Path(path)
+    out: dict[str, torch.Tensor] = {}
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path}: not a safetensors file (shorter than its header)")
+        size = int.from_bytes(head, "little")
+        try:
+            header = json.loads(fh.read(size))
+        except (json.JSONDecodeError, UnicodeDecodeError, MemoryError, OverflowError) as err:
+            raise CheckpointError(f"{path}: not a safetensors file (bad header: {err})") from None
+        base = 8 + size
+        for key, info in header.items():
+            if key == "__metadata__" or not key.startswith(prefix):
+                continue
+            try:
+                dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+                begin, finish = (int(x) for x in info["data_offsets"])
+                shape = [int(d) for d in info["shape"]]
+            except (KeyError, TypeError, ValueError):
+                raise CheckpointError(f"{path}: tensor {key!r} has an unsupported or malformed entry {info}") from None
+            tensor = torch.empty(shape, dtype=dtype)
+            nbytes = tensor.numel() * tensor.element_size()
+            if finish - begin != nbytes:
+                raise CheckpointError(f"{path}: tensor {key!r} spans {finish - begin} bytes, its shape needs {nbytes}")
+            fh.seek(base + begin)
+            if nbytes and fh.readinto(memoryview(tensor.view(-1).view(torch.uint8).numpy())) != nbytes:
+                raise CheckpointError(f"{path}: truncated file (tensor {key!r})")
+            out[key[len(prefix):]] = tensor
+    return out
+
+
 def load_native(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
     """Read a wavecraft checkpoint folder -> (kind, config dict, state dict, extra)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     cfg_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not cfg_path.is_file():
@@ -85,8 +129,8 @@ def load_native(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, torc
     if not weights.is_file():
         raise CheckpointError(f"{folder} is incomplete: {WEIGHTS_FILE} is missing")
     try:
-        state_dict = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as err:
+        state_dict = read_safetensors(weights)
+    except OSError as err:
         raise CheckpointError(f"cannot read {weights}: {err}") from None
     return meta["kind"], meta["config"], state_dict, dict(meta.get("extra") or {})
 
