@@ -53,12 +53,16 @@ if at eval; then
   $W eval codec codec datasets/music/eval/data.jsonl --json runs/adherence/codec_music.json
   $W eval codec codec datasets/sounds/eval/data.jsonl --json runs/adherence/codec_sounds.json
   $W eval adherence music datasets/music/eval/prompts.jsonl --classifier instrument_family=runs/judges/instrument_family \
-     --duration 5 --seeds 3 --batch-size 16 --json runs/adherence/music.json --markdown runs/adherence/music.md --force
+     --duration 5 --seeds 10 --batch-size 31 --json runs/adherence/music.json --markdown runs/adherence/music.md --force
   $W eval adherence music datasets/music/eval/prompts.jsonl --classifier instrument_family=runs/judges/instrument_family \
-     --duration 5 --seeds 3 --batch-size 16 --quantize int8 --json runs/adherence/music_int8.json \
+     --duration 5 --seeds 10 --batch-size 31 --quantize int8 --json runs/adherence/music_int8.json \
      --markdown runs/adherence/music_int8.md --force
   "$(dirname "$W")/python" recipes/bundled/contrast.py --model music --classifier runs/judges/instrument_family \
      --seeds 6 --duration 5 --out runs/adherence/contrast > runs/adherence/contrast.md
+  "$(dirname "$W")/python" recipes/bundled/contrast_distance.py
+  "$(dirname "$W")/python" recipes/bundled/judge_ceiling.py datasets/music/eval --seconds 5
+  "$(dirname "$W")/python" recipes/bundled/judge_ceiling.py datasets/music/eval --seconds 5 --codec codec
+  $W eval melody music datasets/music/eval/data.jsonl --seconds 5 --json runs/adherence/melody.json
   $W eval adherence sound datasets/sounds/eval/prompts.jsonl --classifier sound_class=runs/judges/sound_class \
      --duration 4 --seeds 3 --batch-size 16 --json runs/adherence/sounds.json --markdown runs/adherence/sounds.md --force
 fi
