@@ -260,3 +260,15 @@ def test_read_safetensors_matches_safetensors_and_rejects_broken_files(tmp_path)
     (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
     with pytest.raises(CheckpointError, match="not a safetensors file"):
         read_safetensors(tmp_path / "junk.safetensors")
+
+    def with_header(header: str) -> Path:
+        path = tmp_path / "h.safetensors"
+        path.write_bytes(len(header).to_bytes(8, "little") + header.encode() + b"\0" * 16)
+        return path
+
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        read_safetensors(with_header("[1, 2]"))
+    with pytest.raises(CheckpointError, match="malformed entry"):
+        read_safetensors(with_header('{"w": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 16]}}'))
+    with pytest.raises(CheckpointError, match="unsupported or malformed"):
+        read_safetensors(with_header('{"w": {"dtype": "F8_E4M3", "shape": [4], "data_offsets": [0, 4]}}'))

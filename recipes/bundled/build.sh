@@ -26,7 +26,6 @@ fi
 if at codec; then
   $W train codec --config recipes/bundled/codec16k.yaml
   $W export runs/bundled_codec runs/bundled/codec --force
-  $W export runs/bundled_codec $OUT/codec --half --force   # the shipped copy (keeps MODEL_CARD.md)
 fi
 if at tokens; then
   $W data tokens datasets/music/train --codec runs/bundled/codec -o datasets/tokens/music_train --force
@@ -59,7 +58,7 @@ if at eval; then
      --markdown runs/adherence/music_int8.md --force
   "$(dirname "$W")/python" recipes/bundled/contrast.py --model music --classifier runs/judges/instrument_family \
      --seeds 6 --duration 5 --out runs/adherence/contrast > runs/adherence/contrast.md
-  "$(dirname "$W")/python" recipes/bundled/contrast_distance.py
+  "$(dirname "$W")/python" recipes/bundled/contrast_distance.py runs/adherence/contrast
   "$(dirname "$W")/python" recipes/bundled/judge_ceiling.py datasets/music/eval --seconds 5
   "$(dirname "$W")/python" recipes/bundled/judge_ceiling.py datasets/music/eval --seconds 5 --codec codec
   $W eval melody music datasets/music/eval/data.jsonl --seconds 5 --json runs/adherence/melody.json

@@ -39,10 +39,10 @@ def main() -> int:
     for line in (split / "data.jsonl").read_text().splitlines():
         item = json.loads(line)
         meta = json.loads((split / item["path"]).with_suffix(".json").read_text())
-        wav, sr = audio_read(split / item["path"], duration=args.seconds)
+        wav, sr = audio_read(split / item["path"], duration=args.seconds,
+                             sample_rate=codec.sample_rate if codec is not None else None)
         if codec is not None:
             with torch.no_grad():
-                wav, sr = audio_read(split / item["path"], duration=args.seconds, sample_rate=codec.sample_rate)
                 codes, scale = codec.encode(wav[None])
                 wav = codec.decode(codes, scale, length=wav.shape[-1])[0]
         if meta.get("bpm"):

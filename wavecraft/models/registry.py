@@ -14,7 +14,9 @@ from ..errors import CheckpointError
 BUNDLED: dict[str, str] = {
     "music": "bundled/music",  # MusicGen-style text (+ melody) to music (recipes/bundled/music.yaml)
     "sound": "bundled/sound",  # AudioGen-style text to sound effects (recipes/bundled/sound.yaml)
-    "codec": "bundled/codec",  # 16 kHz mono, 4 x 1024 codebooks at 50 Hz (recipes/bundled/codec16k.yaml)
+    # 16 kHz mono, 4 x 1024 codebooks at 50 Hz (recipes/bundled/codec16k.yaml): the music model's own
+    # codec folder, so the weights ship once for both names.
+    "codec": "bundled/music/codec",
 }
 # The model `wavecraft generate` / `wavecraft demo` use when --model is not given (None: no
 # generation model bundled; `generate` then needs --model and `demo` round-trips the codec).

@@ -158,11 +158,9 @@ def read_hf_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, Tensor
 
 
 def read_hf_weights(folder: Path) -> dict[str, Tensor]:
-    from .native import read_safetensors as load_file
-
     single = folder / "model.safetensors"
     if single.is_file():
-        return _load_safetensors(load_file, single)
+        return _load_safetensors(single)
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -170,7 +168,7 @@ def read_hf_weights(folder: Path) -> dict[str, Tensor]:
         for shard in shards:
             if not (folder / shard).is_file():
                 raise CheckpointError(f"{folder}: shard {shard} listed in {index.name} is missing")
-            state.update(_load_safetensors(load_file, folder / shard))
+            state.update(_load_safetensors(folder / shard))
         return state
     bin_path = folder / "pytorch_model.bin"
     if bin_path.is_file():
@@ -183,10 +181,12 @@ def read_hf_weights(folder: Path) -> dict[str, Tensor]:
     )
 
 
-def _load_safetensors(load_file: Any, path: Path) -> dict[str, Tensor]:
+def _load_safetensors(path: Path) -> dict[str, Tensor]:
+    from .native import read_safetensors
+
     try:
-        return load_file(str(path))
-    except Exception as err:  # noqa: BLE001
+        return read_safetensors(path)
+    except OSError as err:
         raise CheckpointError(f"{path}: cannot read safetensors ({err})") from None
 
 

@@ -82,10 +82,14 @@ def read_safetensors(path: str | Path, prefix: str = "") -> dict[str, torch.Tens
         if len(head) < 8:
             raise CheckpointError(f"{path}: not a safetensors file (shorter than its header)")
         size = int.from_bytes(head, "little")
+        if size > path.stat().st_size - 8:
+            raise CheckpointError(f"{path}: not a safetensors file (its header length {size} exceeds the file)")
         try:
             header = json.loads(fh.read(size))
-        except (json.JSONDecodeError, UnicodeDecodeError, MemoryError, OverflowError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise CheckpointError(f"{path}: not a safetensors file (bad header: {err})") from None
+        if not isinstance(header, dict):
+            raise CheckpointError(f"{path}: not a safetensors file (its header is not a JSON object)")
         base = 8 + size
         for key, info in header.items():
             if key == "__metadata__" or not key.startswith(prefix):
@@ -94,6 +98,8 @@ def read_safetensors(path: str | Path, prefix: str = "") -> dict[str, torch.Tens
                 dtype = _SAFETENSORS_DTYPES[info["dtype"]]
                 begin, finish = (int(x) for x in info["data_offsets"])
                 shape = [int(d) for d in info["shape"]]
+                if begin < 0 or min(shape, default=0) < 0:
+                    raise ValueError("negative offset or dimension")
             except (KeyError, TypeError, ValueError):
                 raise CheckpointError(f"{path}: tensor {key!r} has an unsupported or malformed entry {info}") from None
             tensor = torch.empty(shape, dtype=dtype)
