@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..conditioners.base import ConditionTensors
 from ..config import Config
 from .patterns import PATTERN_KINDS, Pattern, make_pattern
+from .lean_step import LeanStep
 from .transformer import POSITIONAL_KINDS, CrossKV, KVCache, Transformer
 
 
@@ -125,6 +126,7 @@ class DecodeState:
             self.key_mask = torch.ones(batch, plen + max_steps, dtype=torch.bool, device=device)
             self.key_mask[:, :plen] = prefix.mask.to(device)
         self.pos = 0
+        self.lean: LeanStep | None = None  # built at the first single-position step (LMModel.decode)
 
 
 class LMModel(nn.Module):
@@ -145,6 +147,8 @@ class LMModel(nn.Module):
         # KV cache dtype (None: the model's). Attention reads the whole cache every step, a cost
         # that grows with the length; quantised models keep it in bfloat16 to halve it.
         self.kv_dtype: torch.dtype | None = None
+        # Single-position decode steps through `LeanStep` (False: the plain layer-by-layer step).
+        self.lean_decoding = True
 
     def init_fixed_buffers(self, device: torch.device | str | None = None) -> None:
         """(Re)compute the buffers that are not saved with the weights. A model built on the meta
@@ -225,11 +229,17 @@ class LMModel(nn.Module):
             x = x + state.sum
         if state.pos == 0 and state.prefix is not None:
             x = torch.cat([state.prefix, x], dim=1)
-        out = self.transformer(x, state.pos, state.cache, state.cross, state.key_mask)
+        B = x.shape[0]
+        if x.shape[1] == 1 and state.pos > 0 and self.lean_decoding and not self.training:
+            if state.lean is None:
+                mask = None if state.key_mask is None else state.key_mask[:, None, None, :]
+                state.lean = LeanStep(self.transformer, state.cache, state.cross, mask)
+            last = state.lean(x[:, 0], state.pos)
+        else:
+            last = self.transformer(x, state.pos, state.cache, state.cross, state.key_mask)[:, -1]
         state.pos += x.shape[1]
-        B = out.shape[0]
         # Logits in float32 whatever the model dtype: guidance subtracts two of them.
-        return self.head(self.out_norm(out[:, -1])).view(B, self.cfg.n_q, self.cfg.card).float()
+        return self.head(self.out_norm(last)).view(B, self.cfg.n_q, self.cfg.card).float()
 
     def make_static(self, state: DecodeState) -> None:
         """Switch `state` to fixed-shape single-token steps (`decode_static`) from its current position."""
