@@ -118,7 +118,8 @@ class _ConvState:
         if x is None or x.shape[-1] == 0:
             return None
         self.n_in += x.shape[-1]
-        self.hist = _own(_cat(self.hist, x)[..., -self.keep_hist :])
+        # Only the newest samples matter: joining the whole piece first would copy all of it.
+        self.hist = _own(_cat(self.hist, x[..., -self.keep_hist :])[..., -self.keep_hist :])
         if self.buf is None:
             self.pending = _cat(self.pending, x)
             if self.n_in < self.need:
