@@ -43,7 +43,8 @@ def _product(linear: nn.Module) -> Callable[[Tensor], Tensor]:
         if bias is None:
             return lambda h: torch.mm(h, weight_t)
         return lambda h: torch.addmm(bias, h, weight_t)
-    return linear.forward  # quantised layers: their own kernel call
+    direct = getattr(linear, "product_2d", None)  # quantised layers: their kernel, called directly
+    return (direct() if direct is not None else None) or linear.forward
 
 
 def _residual_product(linear: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
@@ -51,7 +52,7 @@ def _residual_product(linear: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
     if type(linear) is nn.Linear and linear.bias is None:
         weight_t = linear.weight.t()
         return lambda x, h: torch.addmm(x, h, weight_t)
-    forward = linear.forward
+    forward = _product(linear)
     return lambda x, h: x + forward(h)
 
 

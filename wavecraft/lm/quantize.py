@@ -19,6 +19,8 @@ deterministic, so seeded generation stays reproducible.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,6 +79,14 @@ class Int8Linear(nn.Module):
             out = out.view(*x.shape[:-1], self.out_features).to(x.dtype)
             return out if self.bias is None else out + self.bias
         return F.linear(x, self.dequantized(x.dtype), self.bias)
+
+    def product_2d(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """h [M, in] -> h W^T as one kernel call plus the dtype casts (no reshapes, no bias), for
+        decode loops that call ~150 layers a step; None where `forward` must be used."""
+        if _INT8_MM is None or self.bias is not None or not self.qweight.is_cpu:
+            return None
+        qweight, scales = self.qweight, self.scales.to(_KERNEL_DTYPE)
+        return lambda h: _INT8_MM(h.to(_KERNEL_DTYPE), qweight, scales).to(h.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -160,6 +170,14 @@ class Int4Linear(nn.Module):
     def _kernel(self, flat: torch.Tensor) -> torch.Tensor:
         assert _INT4_MM is not None
         return _INT4_MM(flat, self.qweight, self.group_size, self.scales_zeros)
+
+    def product_2d(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """As `Int8Linear.product_2d`."""
+        if self.layout != "cpu" or self.bias is not None:
+            return None
+        assert _INT4_MM is not None
+        qweight, group, scales_zeros = self.qweight, self.group_size, self.scales_zeros
+        return lambda h: _INT4_MM(h.to(_KERNEL_DTYPE), qweight, group, scales_zeros).to(h.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "cpu":
