@@ -4,7 +4,7 @@ import torch
 
 from wavecraft.conditioners.base import ConditionTensors
 from wavecraft.lm import Conditions, GenerationParams, LMConfig, LMModel, generate_codes
-from wavecraft.lm.lean_step import _FoldedCross, _PlainCross
+from wavecraft.lm.lean_step import _FoldedCross, _LiveRows, _PlainCross
 from wavecraft.lm.quantize import quantize_lm
 
 
@@ -44,11 +44,12 @@ def kinds_used(lm, cond):
     state = lm.start_decoding(cond.cat(cond.null()), 2 * cond.batch_size, 4)
     lm.decode(state, torch.zeros(2 * cond.batch_size, lm.cfg.n_q, 1, dtype=torch.long))
     lm.decode(state, torch.zeros(2 * cond.batch_size, lm.cfg.n_q, 1, dtype=torch.long))
-    return {type(p.cross) for p in state.lean.layers}
+    assert all(isinstance(p.cross, _LiveRows) and p.cross.live == cond.batch_size for p in state.lean.layers)
+    return {type(p.cross.inner) for p in state.lean.layers}  # the null rows of CFG are skipped
 
 
 @pytest.mark.parametrize("positional", ["sin", "rope", "sin_rope"])
-@pytest.mark.parametrize("length", [3, 9])  # B*H*S = 2*4*3 < 32: folded; 2*4*9 > 32: projections
+@pytest.mark.parametrize("length", [3, 9])  # live rows B*H*S = 1*4*3 < 32: folded; 1*4*9 > 32: projections
 def test_lean_step_gives_the_plain_step_tokens_and_logits(positional, length):
     lm, cond = tiny(positional=positional), text(1, length, pad=1)
     (lean_codes, lean_logits), (plain_codes, plain_logits) = both_paths(lm, cond)
@@ -103,3 +104,28 @@ def test_lean_step_refuses_a_position_past_the_cache():
         lm.decode(state, tokens)
     with torch.no_grad(), pytest.raises(ValueError, match="KV cache holds 2 positions"):
         lm.decode(state, tokens)
+
+
+@pytest.mark.parametrize("params", [dict(two_step_cfg=True), dict(cfg_coef=1.0)])
+def test_lean_step_with_two_step_guidance_and_without_guidance(params):
+    lm, cond = tiny(), text(2, 3)
+    (a, la), (b, lb) = both_paths(lm, cond, use_sampling=False, **params)
+    assert torch.equal(a, b) and torch.allclose(la, lb, atol=1e-4, rtol=1e-5)
+
+
+def test_null_condition_rows_skip_cross_attention():
+    lm, cond = tiny(), text(2, 3)
+    null = cond.null()
+    with torch.no_grad():
+        for conditions, live in ((null, 0), (cond.cat(null), 2), (null.cat(cond), 4)):
+            state = lm.start_decoding(conditions, conditions.batch_size, 4)
+            tokens = torch.zeros(conditions.batch_size, 3, 1, dtype=torch.long)
+            lm.decode(state, tokens)
+            lm.decode(state, tokens)
+            cross = state.lean.layers[0].cross
+            if live == 0:
+                assert cross is None  # nothing for cross-attention to add to any row
+            elif live == 2:
+                assert isinstance(cross, _LiveRows) and cross.live == 2
+            else:  # null rows first: nothing trails, every row is computed
+                assert cross is not None and not isinstance(cross, _LiveRows)

@@ -17,8 +17,10 @@ Folded cross-attention. The condition is fixed for the whole generation, so per 
 query projection folds into the keys, A_b[d, (h, s)] = sum_j Wq[h*hd + j, d] K[b, h, s, j] / sqrt(hd),
 and the values into the output projection, C_b[(h, s), :] = V[b, h, s] Wo[:, h*hd:(h+1)*hd]^T.
 A step then reads 2 * B * H * S * D numbers instead of Wq's and Wo's 2 * D * D, so the fold is used
-when B * H * S < D (one prompt with guidance and up to 31 text tokens at musicgen-small's shape),
-for plain (unquantised) layers without biases. The maths is the same up to float summation order.
+when B * H * S < D, for plain (unquantised) layers without biases. The maths is the same up to
+float summation order. Rows of the null condition (classifier-free guidance) have all-zero values,
+so cross-attention adds exactly zero to them: they are skipped, and B counts the conditional rows
+only (one prompt at musicgen-small's shape: folded up to 63 text tokens).
 
 Quantised linear layers are called as they are (their kernels are the product); everything else
 is the same plan. `LeanStep` is for inference only and is rebuilt for every `DecodeState`.
@@ -102,6 +104,33 @@ class _PlainCross:
         return self.out(x, a.reshape(B, -1))
 
 
+def _live_rows(layer: TransformerLayer, values: Tensor) -> int:
+    """How many leading batch rows cross-attention can change. A row whose values are all zero
+    (the null condition of classifier-free guidance, `Transformer.cross_kv`) gets exactly zero
+    from attention and, without an output bias, from the output projection: when such rows
+    close the batch (the CFG layout [conditional rows; null rows]) they are skipped."""
+    attn = layer.cross_attn
+    assert attn is not None
+    if attn.out_proj.bias is not None:
+        return values.shape[0]
+    zero = (values.flatten(1) == 0).all(dim=1).tolist()
+    live = len(zero)
+    while live and zero[live - 1]:
+        live -= 1
+    return live
+
+
+class _LiveRows:
+    """Cross-attention applied to the leading `live` rows only; the rest pass through unchanged."""
+
+    def __init__(self, inner: Callable[[Tensor, Tensor], Tensor], live: int) -> None:
+        self.inner, self.live = inner, live
+
+    def __call__(self, x: Tensor, h: Tensor) -> Tensor:
+        n = self.live
+        return torch.cat([self.inner(x[:n], h[:n]), x[n:]])
+
+
 def _fold_pays(layer: TransformerLayer, keys: Tensor) -> bool:
     attn = layer.cross_attn
     assert attn is not None
@@ -125,9 +154,13 @@ class _LayerPlan:
         if layer.cross_attn is not None and cross is not None:
             assert layer.norm_cross is not None
             self.norm_cross = norm(layer.norm_cross)
-            k, v = cross.keys[index], cross.values[index]
-            kind = _FoldedCross if _fold_pays(layer, k) else _PlainCross
-            self.cross = kind(layer, k, v, cross.mask)
+            k, v, mask = cross.keys[index], cross.values[index], cross.mask
+            live = _live_rows(layer, v)
+            if live:
+                k, v, mask = k[:live], v[:live], None if mask is None else mask[:live]
+                kind = _FoldedCross if _fold_pays(layer, k) else _PlainCross
+                inner = kind(layer, k, v, mask)
+                self.cross = inner if live == keys.shape[0] else _LiveRows(inner, live)
         self.norm2 = norm(layer.norm2)
         self.up, self.down = _product(layer.linear1), _residual_product(layer.linear2)
 
