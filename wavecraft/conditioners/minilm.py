@@ -65,24 +65,15 @@ def _check_folder(folder: Path) -> None:
 
 
 def load_minilm(path: str | Path | None = None) -> tuple[nn.Module, Any]:
-    """The MiniLM encoder (a `BertModel`) and its tokenizer, from the package or `path`."""
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    """The MiniLM encoder (`BertEncoder`) and its tokenizer, from the package or `path`."""
+    from .bert import BertEncoder, WordPieceTokenizer
 
     folder = Path(path).expanduser() if path is not None else minilm_folder()
     if path is not None:
         if not folder.is_dir():
             raise CheckpointError(f"MiniLM model folder not found: {folder}")
         _check_folder(folder)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model = AutoModel.from_pretrained(str(folder), local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    return model, tokenizer
+    return BertEncoder.from_folder(folder), WordPieceTokenizer(folder / "tokenizer.json")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

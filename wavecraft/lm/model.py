@@ -156,7 +156,8 @@ class LMModel(nn.Module):
         them here on the weights' device."""
         device = device if device is not None else self.emb_offsets.device
         K, card = self.cfg.n_q, self.cfg.card
-        self.emb_offsets = torch.arange(K, device=device) * (card + 1)
+        # Computed on CPU and moved: arithmetic on the meta device would import torch._dynamo.
+        self.emb_offsets = (torch.arange(K, device="cpu") * (card + 1)).to(device)
         if self.transformer.rotary is not None:
             self.transformer.rotary.init_inv_freq(device)
 

@@ -92,8 +92,8 @@ class Rotary(nn.Module):
 
     def init_inv_freq(self, device: torch.device | str) -> None:
         """Compute the frequencies (again: a model built on the meta device has none)."""
-        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device) / self.head_dim
-        self.inv_freq = 1.0 / (self.max_period ** exponents)
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device="cpu") / self.head_dim
+        self.inv_freq = (1.0 / (self.max_period ** exponents)).to(device)  # CPU maths: see LMModel
         self._cos = torch.empty(0)
         self._sin = torch.empty(0)
 

@@ -8,8 +8,9 @@ safe. The format is generic: the LM code saves whole models with the same two fu
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import torch
 
@@ -207,6 +208,24 @@ def load_state(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], 
                            assign=assign)
 
 
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_",
+                   "kaiming_normal_", "xavier_uniform_", "xavier_normal_")
+
+
+@contextmanager
+def _initialisation_skipped() -> Iterator[None]:
+    """Module constructors run `torch.nn.init` on their new parameters; on the meta device those
+    calls do nothing useful, yet the first one imports torch._dynamo (~1.2 s of start-up)."""
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
+
+
 def build_lm(cfg: Any, state_dict: Mapping[str, torch.Tensor], source: str) -> Any:
     """An `LMModel` holding the checkpoint's tensors, without a second copy of the weights.
 
@@ -215,7 +234,7 @@ def build_lm(cfg: Any, state_dict: Mapping[str, torch.Tensor], source: str) -> A
     `state_dict`, so loading peaks at about one copy of the weights instead of two."""
     from ...lm.model import LMModel
 
-    with torch.device("meta"):
+    with torch.device("meta"), _initialisation_skipped():
         lm = LMModel(cfg)
     load_state(lm, state_dict, source, assign=True)
     lm.init_fixed_buffers(lm.device)
