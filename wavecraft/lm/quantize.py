@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .kernels import int8_matmul, int8_matmul_fits
 
 QUANT_MODES = ("int8", "int4")
 _KERNEL_DTYPE = torch.bfloat16  # what the CPU packed kernels accept for activations and scales
@@ -70,7 +71,20 @@ class Int8Linear(nn.Module):
     def weight_bytes(self) -> int:
         return self.qweight.numel() + self.scales.numel() * self.scales.element_size()
 
+    def _c_kernel(self, flat: torch.Tensor) -> torch.Tensor | None:
+        """The C kernel's product (fp32 activations, lm/kernels), or None where it does not apply."""
+        kernel = int8_matmul()
+        if kernel is None or flat.shape[0] > 2 or not int8_matmul_fits(flat.float(), self.qweight):
+            return None
+        scales = self.scales if self.scales.dtype == torch.float32 else self.scales.float()
+        return kernel(flat.float(), self.qweight, scales, None).to(flat.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cpu and x.numel() <= 2 * self.in_features:  # decoding: one or two rows
+            out = self._c_kernel(x.reshape(-1, self.in_features))
+            if out is not None:
+                out = out.view(*x.shape[:-1], self.out_features)
+                return out if self.bias is None else out + self.bias
         if _INT8_MM is not None and x.is_cpu:
             scales = self._kernel_scales
             if scales is None or scales.device != x.device:
@@ -83,7 +97,20 @@ class Int8Linear(nn.Module):
     def product_2d(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """h [M, in] -> h W^T as one kernel call plus the dtype casts (no reshapes, no bias), for
         decode loops that call ~150 layers a step; None where `forward` must be used."""
-        if _INT8_MM is None or self.bias is not None or not self.qweight.is_cpu:
+        if self.bias is not None or not self.qweight.is_cpu:
+            return None
+        kernel = int8_matmul()
+        if kernel is not None and int8_matmul_fits(torch.empty(1, self.in_features), self.qweight):
+            qweight, scales32 = self.qweight, self.scales.float().contiguous()
+            fallback = self.forward
+
+            def c_product(h: torch.Tensor) -> torch.Tensor:
+                if h.shape[0] > 2:
+                    return fallback(h)
+                return kernel(h if h.dtype == torch.float32 else h.float(), qweight, scales32, None).to(h.dtype)
+
+            return c_product
+        if _INT8_MM is None:
             return None
         qweight, scales = self.qweight, self.scales.to(_KERNEL_DTYPE)
         return lambda h: _INT8_MM(h.to(_KERNEL_DTYPE), qweight, scales).to(h.dtype)
