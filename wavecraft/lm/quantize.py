@@ -9,13 +9,14 @@ speed the weights stream from memory: fewer bytes per weight is the lever on CPU
   (32) consecutive input weights of a row (asymmetric). 0.625 byte per weight, 6.4x fewer than fp32.
 
 Only weights are quantised; activations, layer norms, embeddings and attention keep the model's
-dtype, except that an fp32 model's KV cache is kept in bfloat16 (see `quantize_lm`). On CPU the
-products run in PyTorch's packed kernels (`aten._weight_int8pack_mm`,
+dtype, except that an fp32 model's KV cache is kept in bfloat16 (see `quantize_lm`). On CPU,
+int8 products of one or two rows (decoding) run the C kernel of `lm/kernels` (fp32 activations
+and sums); the rest run PyTorch's packed kernels (`aten._weight_int8pack_mm`,
 `aten._weight_int4pack_mm_for_cpu`), which take bfloat16 activations and accumulate in fp32: the
-input of each quantised layer is rounded to bfloat16 and its output comes back in bfloat16, part
-of the measured quality cost (docs/performance.md). Elsewhere (CUDA, or a PyTorch without the
-kernels) the weight is dequantised on the fly: the same numbers, slower. Quantisation is
-deterministic, so seeded generation stays reproducible.
+input of such a layer is rounded to bfloat16 and its output comes back in bfloat16, part of the
+measured quality cost (docs/performance.md). Elsewhere (CUDA, or a PyTorch without the kernels)
+the weight is dequantised on the fly: the same numbers, slower. Quantisation is deterministic,
+so seeded generation stays reproducible.
 """
 from __future__ import annotations
 
@@ -74,10 +75,13 @@ class Int8Linear(nn.Module):
     def _c_kernel(self, flat: torch.Tensor) -> torch.Tensor | None:
         """The C kernel's product (fp32 activations, lm/kernels), or None where it does not apply."""
         kernel = int8_matmul()
-        if kernel is None or flat.shape[0] > 2 or not int8_matmul_fits(flat.float(), self.qweight):
+        if kernel is None:
+            return None
+        x32 = flat.float()
+        if not int8_matmul_fits(x32, self.qweight):
             return None
         scales = self.scales if self.scales.dtype == torch.float32 else self.scales.float()
-        return kernel(flat.float(), self.qweight, scales, None).to(flat.dtype)
+        return kernel(x32, self.qweight, scales, None).to(flat.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cpu and x.numel() <= 2 * self.in_features:  # decoding: one or two rows

@@ -81,6 +81,7 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
+@lru_cache(maxsize=1)
 def int8_matmul() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
     """`f(x, qweight, scales, bias)` -> x @ (qweight * scales[:, None]).T (+ bias), for CPU fp32 x
     [M, K] with M <= 2 and K % 16 == 0, contiguous int8 qweight [N, K], fp32 scales [N]; None when
