@@ -71,3 +71,21 @@ def test_demo_generates_with_the_bundled_music_model(tmp_path, capsys):
     assert main(["demo", "--out-dir", str(tmp_path), "-d", "1"]) == 0
     assert "real time" in capsys.readouterr().out
     assert (tmp_path / "demo.wav").is_file()
+
+
+def test_music_model_fast_paths_give_the_plain_tokens(music):
+    """LeanStep against the plain decode step on the real bundled weights: the same prompt and seed
+    give the same tokens, with text alone and with a melody prefix."""
+    from wavecraft.audio import audio_read
+    from wavecraft.cli.demo import SAMPLE
+
+    melody, sr = audio_read(SAMPLE, duration=1.0)
+    music.set_generation_params(duration=1.5)
+    runs = []
+    for lean in (True, False):
+        music.lm.lean_decoding = lean
+        _, tokens = music.generate(["Funk at 112 BPM, with slap bass."], seed=1, return_tokens=True)
+        _, melodic = music.generate_with_chroma(["a piano piece"], melody[None], sr, seed=1, return_tokens=True)
+        runs.append((tokens, melodic))
+    music.lm.lean_decoding = True
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
