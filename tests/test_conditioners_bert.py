@@ -66,3 +66,26 @@ def test_bad_files_are_clear(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(CheckpointError, match="not a readable tokenizer"):
         WordPieceTokenizer(tmp_path / "tokenizer.json")
+
+
+def test_a_folder_of_another_architecture_loads_through_transformers(tmp_path):
+    """A MiniLM folder our encoder does not read (here: a BERT with GELU-new) still loads."""
+    import shutil
+
+    from transformers import BertConfig as HFBertConfig, BertModel
+
+    from wavecraft.conditioners.minilm import load_minilm
+
+    folder = tmp_path / "variant"
+    torch.manual_seed(0)
+    BertModel(HFBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=64, hidden_act="gelu_new")).save_pretrained(str(folder))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_folder() / name, folder / name)
+    encoder, tokenizer = load_minilm(folder)
+    assert type(encoder).__name__ == "BertModel"
+    batch = tokenizer(["rock"], return_tensors="pt", padding=True)
+    assert encoder(**batch).last_hidden_state.shape == (1, 3, 32)
+    (folder / "model.safetensors").write_bytes(b"broken")
+    with pytest.raises(CheckpointError, match="transformers could not load it either"):
+        load_minilm(folder)

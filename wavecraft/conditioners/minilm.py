@@ -65,7 +65,8 @@ def _check_folder(folder: Path) -> None:
 
 
 def load_minilm(path: str | Path | None = None) -> tuple[nn.Module, Any]:
-    """The MiniLM encoder (`BertEncoder`) and its tokenizer, from the package or `path`."""
+    """The MiniLM encoder and its tokenizer, from the package or `path`: our `BertEncoder` (no
+    transformers import), or transformers' AutoModel for a folder holding another architecture."""
     from .bert import BertEncoder, WordPieceTokenizer
 
     folder = Path(path).expanduser() if path is not None else minilm_folder()
@@ -73,7 +74,30 @@ def load_minilm(path: str | Path | None = None) -> tuple[nn.Module, Any]:
         if not folder.is_dir():
             raise CheckpointError(f"MiniLM model folder not found: {folder}")
         _check_folder(folder)
-    return BertEncoder.from_folder(folder), WordPieceTokenizer(folder / "tokenizer.json")
+    try:
+        return BertEncoder.from_folder(folder), WordPieceTokenizer(folder / "tokenizer.json")
+    except CheckpointError as ours:
+        if path is None:
+            raise  # the packaged model is a plain BERT: this is a damaged install
+        return _load_with_transformers(folder, ours)
+
+
+def _load_with_transformers(folder: Path, reason: CheckpointError) -> tuple[nn.Module, Any]:
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as err:  # transformers and safetensors raise many kinds for a bad folder
+        raise CheckpointError(f"{folder}: not a BERT this encoder reads ({reason}), and transformers "
+                              f"could not load it either: {err}") from err
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return model.eval(), tokenizer
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
