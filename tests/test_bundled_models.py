@@ -89,3 +89,37 @@ def test_music_model_fast_paths_give_the_plain_tokens(music):
         runs.append((tokens, melodic))
     music.lm.lean_decoding = True
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
+def test_sound_model_shares_the_music_codec_and_a_missing_codec_is_clear(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from wavecraft.errors import CheckpointError
+    from wavecraft.models.loaders.auto import load_model
+
+    sound = registry.resolve_bundled("sound")
+    assert not (sound / "codec").exists()  # one copy of the codec on disk, in music/codec
+    assert load_model("sound").codec.sample_rate == 16000
+    # A copy of the sound model whose codec reference leads nowhere:
+    broken = tmp_path / "sound"
+    shutil.copytree(sound, broken)
+    with pytest.raises(CheckpointError, match="its codec folder '../music/codec' is missing"):
+        load_model(str(broken))
+    # The recipe step that makes the reference: identical codecs are shared, different ones refused.
+    (tmp_path / "music").mkdir()
+    shutil.copytree(registry.resolve_bundled("codec"), tmp_path / "music" / "codec")
+    shutil.copytree(tmp_path / "music" / "codec", broken / "codec")
+    config = json.loads((broken / "config.json").read_text())
+    del config["extra"]["codec"]
+    (broken / "config.json").write_text(json.dumps(config))
+    script = Path(__file__).resolve().parents[1] / "recipes" / "bundled" / "share_codec.py"
+    run = subprocess.run([sys.executable, str(script), str(broken), str(tmp_path / "music")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert not (broken / "codec").exists() and load_model(str(broken)).codec.sample_rate == 16000
+    shutil.copytree(tmp_path / "music" / "codec", broken / "codec")
+    (tmp_path / "music" / "codec" / "config.json").write_text("{}")
+    run = subprocess.run([sys.executable, str(script), str(broken), str(tmp_path / "music")], capture_output=True, text=True)
+    assert run.returncode != 0 and "do not share a codec" in run.stderr

@@ -55,7 +55,6 @@ def test_lean_step_gives_the_plain_step_tokens_and_logits(positional, length):
     (lean_codes, lean_logits), (plain_codes, plain_logits) = both_paths(lm, cond)
     assert torch.equal(lean_codes, plain_codes)
     assert torch.allclose(lean_logits, plain_logits, atol=1e-4, rtol=1e-5)
-    assert (lean_logits - plain_logits).abs().max() > 0 or length > 3  # the fold really ran a different sum
     assert kinds_used(lm, cond) == ({_FoldedCross} if length == 3 else {_PlainCross})
 
 

@@ -40,6 +40,7 @@ fi
 if at export; then
   $W export runs/bundled_music $OUT/music --half --force
   $W export runs/bundled_sound $OUT/sound --half --force
+  python recipes/bundled/share_codec.py $OUT/sound $OUT/music  # one codec on disk for both
 fi
 if at eval; then
   mkdir -p runs/judges runs/adherence

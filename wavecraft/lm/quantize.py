@@ -75,13 +75,10 @@ class Int8Linear(nn.Module):
     def _c_kernel(self, flat: torch.Tensor) -> torch.Tensor | None:
         """The C kernel's product (fp32 activations, lm/kernels), or None where it does not apply."""
         kernel = int8_matmul()
-        if kernel is None:
-            return None
-        x32 = flat.float()
-        if not int8_matmul_fits(x32, self.qweight):
+        if kernel is None or not int8_matmul_fits(self.qweight):
             return None
         scales = self.scales if self.scales.dtype == torch.float32 else self.scales.float()
-        return kernel(x32, self.qweight, scales, None).to(flat.dtype)
+        return kernel(flat.float(), self.qweight, scales, None).to(flat.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cpu and x.numel() <= 2 * self.in_features:  # decoding: one or two rows
@@ -104,7 +101,7 @@ class Int8Linear(nn.Module):
         if self.bias is not None or not self.qweight.is_cpu:
             return None
         kernel = int8_matmul()
-        if kernel is not None and int8_matmul_fits(torch.empty(1, self.in_features), self.qweight):
+        if kernel is not None and int8_matmul_fits(self.qweight):
             qweight, scales32 = self.qweight, self.scales.float().contiguous()
             fallback = self.forward
 

@@ -84,8 +84,8 @@ def _library() -> ctypes.CDLL | None:
 @lru_cache(maxsize=1)
 def int8_matmul() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
     """`f(x, qweight, scales, bias)` -> x @ (qweight * scales[:, None]).T (+ bias), for CPU fp32 x
-    [M, K] with M <= 2 and K % 16 == 0, contiguous int8 qweight [N, K], fp32 scales [N]; None when
-    the kernel is not available here. Callers check the shapes (`int8_matmul_fits`)."""
+    [M, K] with M <= 2 and a weight `int8_matmul_fits` accepts (int8 [N, K]), fp32 scales [N];
+    None when the kernel is not available here."""
     lib = _library()
     if lib is None:
         return None
@@ -105,6 +105,6 @@ def int8_matmul() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
     return run
 
 
-def int8_matmul_fits(x: torch.Tensor, qweight: torch.Tensor) -> bool:
-    return (x.dim() == 2 and x.shape[0] <= 2 and x.is_cpu and x.dtype == torch.float32 and qweight.is_cpu
-            and qweight.is_contiguous() and qweight.shape[1] % 16 == 0 and x.shape[1] == qweight.shape[1])
+def int8_matmul_fits(qweight: torch.Tensor) -> bool:
+    """Whether the kernel can take this weight (CPU, contiguous, rows a multiple of 16 long)."""
+    return qweight.is_cpu and qweight.is_contiguous() and qweight.dim() == 2 and qweight.shape[1] % 16 == 0

@@ -2,7 +2,9 @@
 
     folder/config.json         {"format": "wavecraft", "kind": "musicgen" | "audiogen", "config": MusicGenConfig}
     folder/model.safetensors   lm.*  (the LM, our key names)  +  conditioners.<attr>.*  (projections, tables)
-    folder/codec/              the codec, in the same format (kind "codec")
+    folder/codec/              the codec, in the same format (kind "codec"); or, when
+                               extra["codec"] names a folder relative to this one, that folder
+                               (models that share one codec ship it once)
     folder/text_encoder_<attr>/  a text encoder that came inside a checkpoint (e.g. the T5 of a
                                Hugging Face MusicGen folder), so the saved model loads offline
 
@@ -67,9 +69,11 @@ def load_native_model(folder: str | Path, name: str | None = None) -> "MusicGen"
     if kind not in KINDS:
         raise CheckpointError(f"{folder} holds a wavecraft {kind!r} checkpoint, not a MusicGen/AudioGen model")
     config = MusicGenConfig.from_dict(cfg_dict)
-    if not (folder / "codec").is_dir():
-        raise CheckpointError(f"{folder} is incomplete: the codec/ sub-folder is missing")
-    codec = codec_from_native(folder / "codec")
+    codec_ref = extra.get("codec", "codec")
+    if not isinstance(codec_ref, str) or not (folder / codec_ref).is_dir():
+        what = "the codec/ sub-folder" if codec_ref == "codec" else f"its codec folder {codec_ref!r}"
+        raise CheckpointError(f"{folder} is incomplete: {what} is missing")
+    codec = codec_from_native(folder / codec_ref)
     if config.stereo:
         codec = InterleavedStereoCodec(codec)
     lm = build_lm(config.lm, _sub(state, "lm"), f"{folder} (LM)")
