@@ -71,8 +71,11 @@ def load_native_model(folder: str | Path, name: str | None = None) -> "MusicGen"
     config = MusicGenConfig.from_dict(cfg_dict)
     codec_ref = extra.get("codec", "codec")
     if not isinstance(codec_ref, str) or not (folder / codec_ref).is_dir():
-        what = "the codec/ sub-folder" if codec_ref == "codec" else f"its codec folder {codec_ref!r}"
-        raise CheckpointError(f"{folder} is incomplete: {what} is missing")
+        if codec_ref == "codec":
+            raise CheckpointError(f"{folder} is incomplete: the codec/ sub-folder is missing")
+        raise CheckpointError(f"{folder} is incomplete: its codec folder {codec_ref!r} is missing (a model that "
+                              "shares another model's codec: copy that folder alongside, or save the loaded "
+                              "model with save_pretrained, which writes a codec/ of its own)")
     codec = codec_from_native(folder / codec_ref)
     if config.stereo:
         codec = InterleavedStereoCodec(codec)
