@@ -6,7 +6,7 @@ names differ. Weight norm is stored as `weight_g` / `weight_v` parameters (as in
 checkpoints) and folded into a plain weight, cached, whenever no gradient is needed: inference
 convolutions are plain `conv1d` calls.
 
-Inference also takes matrix-multiply forms of three convolutions that oneDNN runs slowly at
+Inference also runs the LSTM through a C kernel (`LSTMBlock`) and takes matrix-multiply forms of three convolutions that oneDNN runs slowly at
 these shapes (`fast = True`, the default; set False on a module, or `Codec.set_fast(False)`, for
 the plain calls). They compute the same sums in another order, so outputs agree to float
 rounding (~1e-7 relative), and training (gradients on) always uses the plain calls:
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..kernels import LSTM_MAX_BATCH, lstm_layer
 from .config import CodecConfig
 
 
@@ -227,16 +228,41 @@ class ResBlock(nn.Module):
 
 
 class LSTMBlock(nn.Module):
-    """Unidirectional multi-layer LSTM over time with a residual connection; [B, C, T] in and out."""
+    """Unidirectional multi-layer LSTM over time with a residual connection; [B, C, T] in and out.
+
+    At inference on CPU (fp32, batch <= 4) the recurrence runs the C kernel of `wavecraft.kernels`
+    (`fast`, as for the convolutions): the input projections of a layer are one matmul over all
+    steps, then one kernel call walks the steps. Same outputs as `nn.LSTM` to float rounding."""
+
+    fast = True
 
     def __init__(self, dim: int, num_layers: int) -> None:
         super().__init__()
         self.lstm = nn.LSTM(dim, dim, num_layers)
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         seq = x.permute(2, 0, 1)
-        y, _ = self.lstm(seq, state)
+        y, _ = self.run(seq)
         return (y + seq).permute(1, 2, 0)
+
+    def run(self, seq: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """`nn.LSTM`'s call: seq [T, B, C], state (h, c) each [layers, B, C] or None."""
+        kernel = lstm_layer() if self.fast and _inference() else None
+        if (kernel is None or not seq.is_cpu or seq.dtype != torch.float32 or not 1 <= seq.shape[1] <= LSTM_MAX_BATCH
+                or seq.shape[-1] % 16 or self.lstm.weight_hh_l0.dtype != torch.float32):
+            return self.lstm(seq, state)
+        T, B, H = seq.shape
+        x, hs, cs = seq, [], []
+        for layer in range(self.lstm.num_layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(self.lstm, f"{name}_l{layer}") for name in
+                                      ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            gates = torch.addmm(b_ih + b_hh, x.reshape(T * B, x.shape[-1]), w_ih.t()).view(T, B, 4 * H)
+            h0 = seq.new_zeros(B, H) if state is None else state[0][layer].contiguous()
+            c = seq.new_zeros(B, H) if state is None else state[1][layer].clone(memory_format=torch.contiguous_format)
+            x = kernel(gates, w_hh.contiguous(), h0, c)
+            hs.append(x[-1] if T else h0)
+            cs.append(c)
+        return x, (torch.stack(hs), torch.stack(cs))
 
 
 def _conv_kwargs(cfg: CodecConfig) -> dict:

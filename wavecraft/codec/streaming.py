@@ -180,7 +180,7 @@ class _LSTMState:
         if x is None or x.shape[-1] == 0:
             return None
         seq = x.permute(2, 0, 1)
-        y, self.state = self.block.lstm(seq, self.state)
+        y, self.state = self.block.run(seq, self.state)
         return (y + seq).permute(1, 2, 0)
 
     def flush(self) -> Maybe:

@@ -10,7 +10,7 @@ speed the weights stream from memory: fewer bytes per weight is the lever on CPU
 
 Only weights are quantised; activations, layer norms, embeddings and attention keep the model's
 dtype, except that an fp32 model's KV cache is kept in bfloat16 (see `quantize_lm`). On CPU,
-int8 products of one or two rows (decoding) run the C kernel of `lm/kernels` (fp32 activations
+int8 products of one or two rows (decoding) run the C kernel of `wavecraft/kernels` (fp32 activations
 and sums); the rest run PyTorch's packed kernels (`aten._weight_int8pack_mm`,
 `aten._weight_int4pack_mm_for_cpu`), which take bfloat16 activations and accumulate in fp32: the
 input of such a layer is rounded to bfloat16 and its output comes back in bfloat16, part of the
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .kernels import int8_matmul, int8_matmul_fits
+from ..kernels import int8_matmul, int8_matmul_fits
 
 QUANT_MODES = ("int8", "int4")
 _KERNEL_DTYPE = torch.bfloat16  # what the CPU packed kernels accept for activations and scales
@@ -73,7 +73,7 @@ class Int8Linear(nn.Module):
         return self.qweight.numel() + self.scales.numel() * self.scales.element_size()
 
     def _c_kernel(self, flat: torch.Tensor) -> torch.Tensor | None:
-        """The C kernel's product (fp32 activations, lm/kernels), or None where it does not apply."""
+        """The C kernel's product (fp32 activations, wavecraft/kernels), or None where it does not apply."""
         kernel = int8_matmul()
         if kernel is None or not int8_matmul_fits(self.qweight):
             return None

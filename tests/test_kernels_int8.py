@@ -1,11 +1,11 @@
-"""The C int8 decode kernel (lm/kernels) against the dequantised fp32 product, and its fallbacks."""
+"""The C int8 decode kernel (wavecraft/kernels) against the dequantised fp32 product, and its fallbacks."""
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from wavecraft.lm import kernels
+from wavecraft import kernels
 from wavecraft.lm.quantize import Int8Linear
 
 kernel = kernels.int8_matmul()
@@ -50,7 +50,7 @@ def test_int8_linear_uses_the_kernel_for_one_or_two_rows_and_keeps_fp32_activati
 
 
 def test_kernel_can_be_switched_off():
-    code = ("import os; os.environ['WAVECRAFT_C_KERNELS'] = '0'; from wavecraft.lm import kernels; "
+    code = ("import os; os.environ['WAVECRAFT_C_KERNELS'] = '0'; from wavecraft import kernels; "
             "print(kernels.int8_matmul() is None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
