@@ -6,9 +6,10 @@ names differ. Weight norm is stored as `weight_g` / `weight_v` parameters (as in
 checkpoints) and folded into a plain weight, cached, whenever no gradient is needed: inference
 convolutions are plain `conv1d` calls.
 
-Inference also runs the LSTM through a C kernel (`LSTMBlock`) and takes matrix-multiply forms of three convolutions that oneDNN runs slowly at
-these shapes (`fast = True`, the default; set False on a module, or `Codec.set_fast(False)`, for
-the plain calls). They compute the same sums in another order, so outputs agree to float
+Inference also runs the LSTM and the ELUs through C kernels (`LSTMBlock`, `ELU`, from
+`wavecraft.kernels`) and takes matrix-multiply forms of three convolutions that oneDNN runs slowly
+at these shapes (`fast = True`, the default; set False on a module, or `Codec.set_fast(False)`,
+for the plain calls). They compute the same sums in another order, so outputs agree to float
 rounding (~1e-7 relative), and training (gradients on) always uses the plain calls:
   * few output channels (the last layer, 64 -> 1) or 1x1 kernels: one matmul for all taps, then
     shifted adds;
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..kernels import LSTM_MAX_BATCH, lstm_layer
+from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer
 from .config import CodecConfig
 
 
@@ -157,7 +158,7 @@ class NormConv1d(_NormWeight):
         cout, cin, k = w.shape
         if self.fast and _inference() and self.stride == 1 and (cout <= 8 or k == 1):
             y = conv_taps(x, w, self.bias, self.dilation)
-        elif self.fast and _inference() and self.stride > 1 and k == 2 * self.stride and cin >= 256:
+        elif self.fast and _inference() and self.stride > 1 and k == 2 * self.stride and cin >= 128:
             y = conv_unfold(x, w, self.bias, self.stride)
         else:
             y = F.conv1d(x, w, self.bias, self.stride, 0, self.dilation)
@@ -205,6 +206,24 @@ class NormConvTranspose1d(_NormWeight):
         return y[..., self.trim_left : y.shape[-1] - self.trim_right]
 
 
+class ELU(nn.Module):
+    """ELU (alpha 1); at inference on CPU, the C kernel of `wavecraft.kernels` (`fast`), which can
+    also write its result into a given view (`into`, used by the streaming convolutions)."""
+
+    fast = True
+
+    def _kernel(self, x: Tensor):
+        return elu() if self.fast and _inference() and x.is_cpu and x.dtype == torch.float32 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        kernel = self._kernel(x)
+        return F.elu(x) if kernel is None else kernel(x)
+
+    def into(self, x: Tensor, out: Tensor) -> Tensor:
+        kernel = self._kernel(x)
+        return out.copy_(F.elu(x)) if kernel is None else kernel(x, out)
+
+
 class ResBlock(nn.Module):
     """ELU -> conv(k, dilation) to dim/compress -> ELU -> 1x1 conv back, plus a skip (identity or 1x1)."""
 
@@ -213,9 +232,9 @@ class ResBlock(nn.Module):
         hidden = dim // cfg.compress
         conv = dict(causal=cfg.causal, pad_mode=cfg.pad_mode, norm=norm)
         self.block = nn.ModuleList([
-            nn.ELU(),
+            ELU(),
             NormConv1d(dim, hidden, cfg.residual_kernel_size, dilation=dilation, **conv),
-            nn.ELU(),
+            ELU(),
             NormConv1d(hidden, dim, 1, **conv),
         ])
         self.shortcut = nn.Identity() if cfg.true_skip else NormConv1d(dim, dim, 1, **conv)
@@ -280,11 +299,11 @@ class SEANetEncoder(nn.Module):
         for ratio in reversed(cfg.ratios):
             for j in range(cfg.n_residual_layers):
                 layers.append(ResBlock(width, cfg, cfg.dilation_base**j, cfg.norm))
-            layers += [nn.ELU(), NormConv1d(width, width * 2, ratio * 2, stride=ratio, **conv)]
+            layers += [ELU(), NormConv1d(width, width * 2, ratio * 2, stride=ratio, **conv)]
             width *= 2
         if cfg.lstm_layers:
             layers.append(LSTMBlock(width, cfg.lstm_layers))
-        layers += [nn.ELU(), NormConv1d(width, cfg.dimension, cfg.last_kernel_size, **conv)]
+        layers += [ELU(), NormConv1d(width, cfg.dimension, cfg.last_kernel_size, **conv)]
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -305,14 +324,14 @@ class SEANetDecoder(nn.Module):
             layers.append(LSTMBlock(width, cfg.lstm_layers))
         for ratio in cfg.ratios:
             layers += [
-                nn.ELU(),
+                ELU(),
                 NormConvTranspose1d(width, width // 2, ratio * 2, ratio, causal=cfg.causal, norm=cfg.norm,
                                     trim_right_ratio=cfg.trim_right_ratio),
             ]
             width //= 2
             for j in range(cfg.n_residual_layers):
                 layers.append(ResBlock(width, cfg, cfg.dilation_base**j, cfg.norm))
-        layers += [nn.ELU(), NormConv1d(width, cfg.channels, cfg.last_kernel_size, **conv)]
+        layers += [ELU(), NormConv1d(width, cfg.channels, cfg.last_kernel_size, **conv)]
         if cfg.final_activation == "tanh":
             layers.append(nn.Tanh())
         self.layers = nn.ModuleList(layers)

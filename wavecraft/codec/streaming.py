@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WavecraftError
-from .seanet import LSTMBlock, NormConv1d, NormConvTranspose1d, ResBlock, extra_padding
+from .seanet import ELU, LSTMBlock, NormConv1d, NormConvTranspose1d, ResBlock, extra_padding
 
 Maybe = Tensor | None
 
@@ -56,12 +56,15 @@ class _Pointwise:
 
 
 class _ConvState:
-    def __init__(self, conv: NormConv1d) -> None:
+    """A convolution's state; `activation` (an ELU just before it) is applied to each new piece as
+    it is written behind the kept samples, which saves a copy of every piece."""
+
+    def __init__(self, conv: NormConv1d, activation: ELU | None = None) -> None:
         if conv.norm is not None:
             raise WavecraftError("streaming is not possible with group-norm convolutions (EnCodec 48 kHz)")
         if conv.pad_mode == "circular":
             raise WavecraftError("streaming is not possible with circular padding")
-        self.conv = conv
+        self.conv, self.activation = conv, activation
         k, s = conv.effective_kernel, conv.stride
         self.k, self.s = k, s
         # Reflection: start once the left pad can be built, and late enough that the one-pass
@@ -118,16 +121,28 @@ class _ConvState:
         if x is None or x.shape[-1] == 0:
             return None
         self.n_in += x.shape[-1]
+        started = self.buf is not None
+        if started and (self.buf.shape[-1] or self.activation is not None):
+            kept = self.buf.shape[-1]
+            joined = x.new_empty(*x.shape[:-1], kept + x.shape[-1])
+            joined[..., :kept] = self.buf
+            if self.activation is not None:
+                self.activation.into(x, joined[..., kept:])
+            else:
+                joined[..., kept:] = x
+            self.buf, x = joined, joined[..., kept:]
+        elif started:
+            self.buf = x  # nothing kept (1x1 kernels): no copy at all
+        elif self.activation is not None:
+            x = self.activation(x)
         # Only the newest samples matter: joining the whole piece first would copy all of it.
         self.hist = _own(_cat(self.hist, x[..., -self.keep_hist :])[..., -self.keep_hist :])
-        if self.buf is None:
+        if not started:
             self.pending = _cat(self.pending, x)
             if self.n_in < self.need:
                 return None
             self.buf = torch.cat([self._left_pad(self.pending), self.pending], dim=-1)
             self.pending = None
-        else:
-            self.buf = torch.cat([self.buf, x], dim=-1)
         return self._run()
 
     def flush(self) -> Maybe:
@@ -147,7 +162,7 @@ class _ConvTransposeState:
         self.to_drop = conv.trim_left
 
     def _emit(self, y: Tensor) -> Maybe:
-        y = y + self.conv.bias[:, None]
+        y.add_(self.conv.bias[:, None])  # y is ours: a fresh output, its kept tail already copied
         if self.to_drop:
             cut = min(self.to_drop, y.shape[-1])
             y, self.to_drop = y[..., cut:], self.to_drop - cut
@@ -192,22 +207,30 @@ class _ResBlockState:
         self.shortcut = block.shortcut
         if isinstance(block.shortcut, NormConv1d) and block.shortcut.effective_kernel != 1:
             raise WavecraftError("streaming needs 1x1 shortcuts in residual blocks")
-        self.chain = [_make_state(m) for m in block.block]
-        self.skip: Maybe = None
+        self.chain = _make_chain(list(block.block))
+        self.skip: list[Tensor] = []  # shortcut samples the block's output has not reached, in order
 
     def _add(self, y: Maybe) -> Maybe:
+        """The skip added into y in place (y is the last convolution's fresh output), without
+        joining the skip pieces first."""
         if y is None:
             return None
-        assert self.skip is not None
-        n = y.shape[-1]
-        out = self.skip[..., :n] + y
-        self.skip = _own(self.skip[..., n:])
-        return out
+        done, n = 0, y.shape[-1]
+        while done < n:
+            part = self.skip[0]
+            take = min(part.shape[-1], n - done)
+            y[..., done : done + take] += part[..., :take]
+            done += take
+            if take == part.shape[-1]:
+                self.skip.pop(0)
+            else:
+                self.skip[0] = _own(part[..., take:])
+        return y
 
     def step(self, x: Maybe) -> Maybe:
         if x is None or x.shape[-1] == 0:
             return None
-        self.skip = _cat(self.skip, self.shortcut(x))
+        self.skip.append(self.shortcut(x))
         return self._add(_chain_step(self.chain, x))
 
     def flush(self) -> Maybe:
@@ -224,6 +247,20 @@ def _make_state(module: nn.Module) -> _State:
     if isinstance(module, ResBlock):
         return _ResBlockState(module)
     return _Pointwise(module)
+
+
+def _make_chain(modules: list[nn.Module]) -> list[_State]:
+    """States for a sequence of layers; an ELU followed by a convolution becomes one state."""
+    chain: list[_State] = []
+    i = 0
+    while i < len(modules):
+        if isinstance(modules[i], ELU) and i + 1 < len(modules) and isinstance(modules[i + 1], NormConv1d):
+            chain.append(_ConvState(modules[i + 1], activation=modules[i]))
+            i += 2
+            continue
+        chain.append(_make_state(modules[i]))
+        i += 1
+    return chain
 
 
 def _chain_step(chain: list[_State], x: Maybe) -> Maybe:
@@ -250,7 +287,7 @@ class StreamingDecoder:
             raise WavecraftError(f"codec {codec.name} renormalises: pass the scale [B, 1] from encode")
         self.codec = codec
         self.scale = None if scale is None else scale.reshape(-1, 1, 1)
-        self.chain = [_make_state(m) for m in codec.decoder.layers]
+        self.chain = _make_chain(list(codec.decoder.layers))
         self.batch: int | None = None
         self.finished = False
 
@@ -284,7 +321,7 @@ class StreamingEncoder:
             raise WavecraftError(f"codec {codec.name} renormalises or chunks its input and cannot encode in a stream")
         self.codec = codec
         self.n_q = codec.num_codebooks
-        self.chain = [_make_state(m) for m in codec.encoder.layers]
+        self.chain = _make_chain(list(codec.encoder.layers))
         self.batch: int | None = None
         self.finished = False
 

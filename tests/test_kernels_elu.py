@@ -1,0 +1,55 @@
+"""The C ELU kernel (wavecraft/kernels/elementwise.c) and the codec's ELU module, against F.elu."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wavecraft import kernels
+from wavecraft.codec.seanet import ELU
+
+kernel = kernels.elu()
+needs_kernel = pytest.mark.skipif(kernel is None, reason="no AVX-512 CPU or C compiler here")
+
+
+@needs_kernel
+def test_kernel_matches_torch_to_an_ulp_over_the_whole_range():
+    x = torch.cat([torch.linspace(-100, 100, 100_003), torch.linspace(-1e-3, 1e-3, 10_001),
+                   torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 1e-38, -1e-38])])
+    ref = torch.expm1(x.double()).where(x <= 0, x.double())
+    out = kernel(x)
+    assert torch.equal(out[x > 0], x[x > 0])  # the positive side is passed through exactly
+    rel = (out.double() - ref).abs() / ref.abs().clamp_min(1e-30)
+    assert float(rel[torch.isfinite(ref)].max()) < 2.5e-7
+    assert float(out[-4]) == float("inf") and float(out[-3]) == -1.0  # e^-inf - 1
+    assert torch.isnan(kernel(torch.tensor([float("nan")] * 17))).all()  # NaN stays NaN (tail lanes too)
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 3, 17), (1, 64, 9000), (5,)])
+def test_kernel_writes_into_views_and_leaves_the_rest_alone(shape):
+    x = torch.randn(*shape) * 3
+    buf = torch.full((*shape[:-1], shape[-1] + 7), 42.0)
+    kernel(x, buf[..., 7:])
+    assert torch.equal(buf[..., :7], torch.full_like(buf[..., :7], 42.0))
+    torch.testing.assert_close(buf[..., 7:], F.elu(x), rtol=3e-7, atol=1e-7)
+
+
+@needs_kernel
+def test_kernel_takes_any_layout_and_checks_shapes():
+    x = torch.randn(8, 33)
+    torch.testing.assert_close(kernel(x.t()), F.elu(x.t()), rtol=3e-7, atol=1e-7)  # not row-addressable: torch's
+    with pytest.raises(ValueError, match="out has shape"):
+        kernel(x, torch.empty(8, 32))
+
+
+def test_elu_module_fast_equals_plain_and_training_keeps_gradients():
+    x = torch.randn(2, 16, 100) * 2
+    fast, plain = ELU(), ELU()
+    plain.fast = False
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=3e-7, atol=1e-7)
+        out = torch.zeros(2, 16, 103)
+        fast.into(x, out[..., 3:])
+        torch.testing.assert_close(out[..., 3:], F.elu(x), rtol=3e-7, atol=1e-7)
+    x.requires_grad_(True)
+    fast(x).sum().backward()  # gradients on: F.elu
+    assert x.grad is not None
