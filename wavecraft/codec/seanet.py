@@ -14,7 +14,8 @@ rounding (~1e-7 relative), and training (gradients on) always uses the plain cal
   * few output channels (the last layer, 64 -> 1) or 1x1 kernels: one matmul for all taps, then
     shifted adds;
   * strided downsampling (kernel 2s, stride s) from wide inputs: unfold + one batched matmul;
-  * transposed upsampling (kernel 2s, stride s): one matmul, then the two halves overlap-added.
+  * transposed upsampling (kernel 2s, stride s): one matmul, then the two halves overlap-added
+    (with the bias, in one pass of the C kernel where it is available).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer
+from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer, overlap_add
 from .config import CodecConfig
 
 
@@ -75,17 +76,29 @@ def conv_unfold(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> 
     return y if bias is None else y + bias[:, None]
 
 
-def conv_transpose_overlap(x: Tensor, weight: Tensor, stride: int) -> Tensor:
-    """conv_transpose1d (no bias, no trim) for kernel == 2 * stride: one matmul gives every frame's
-    2s output samples; the first half of frame f and the second half of frame f-1 overlap."""
+def frame_outputs(x: Tensor, weight: Tensor, stride: int) -> Tensor:
+    """Every input frame's 2s output samples of a transposed convolution with kernel 2s, as one
+    matmul: [B, Cout, 2, s, F] (tap-major)."""
     cin, cout, k = weight.shape
+    return torch.matmul(weight.permute(1, 2, 0).reshape(cout * k, cin), x).view(x.shape[0], cout, 2, stride, -1)
+
+
+def conv_transpose_overlap(x: Tensor, weight: Tensor, stride: int, bias: Tensor | None = None) -> Tensor:
+    """conv_transpose1d (no trim) for kernel == 2 * stride: one matmul gives every frame's 2s
+    output samples; the first half of frame f and the second half of frame f-1 overlap."""
     B, _, frames = x.shape
-    z = torch.matmul(weight.permute(1, 2, 0).reshape(cout * k, cin), x).view(B, cout, 2, stride, frames)
+    cout = weight.shape[1]
+    z = frame_outputs(x, weight, stride)
     out = x.new_empty(B, cout, frames + 1, stride)
     out[:, :, :frames] = z[:, :, 0].transpose(-1, -2)
     out[:, :, frames] = 0
     out[:, :, 1:] += z[:, :, 1].transpose(-1, -2)
-    return out.view(B, cout, (frames + 1) * stride)
+    out = out.view(B, cout, (frames + 1) * stride)
+    return out if bias is None else out.add_(bias[:, None])
+
+
+def _overlap_kernel(x: Tensor):
+    return overlap_add() if x.is_cpu and x.dtype == torch.float32 and x.shape[-1] > 0 else None
 
 
 def _version(t: Tensor) -> int:
@@ -190,15 +203,28 @@ class NormConvTranspose1d(_NormWeight):
     def _overlap(self, w: Tensor) -> bool:
         return self.fast and _inference() and self.kernel_size == 2 * self.stride
 
-    def full(self, x: Tensor) -> Tensor:
-        """The untrimmed transposed convolution without bias (streaming adds up overlapping tails)."""
+    def piece(self, x: Tensor, carry: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Streaming: (the outputs no later input changes, with bias; the overlapping tail's
+        partial sums, without). `carry` is the previous piece's tail, added to this one's start."""
         w = self.conv_weight()
-        return conv_transpose_overlap(x, w, self.stride) if self._overlap(w) else F.conv_transpose1d(x, w, None, self.stride)
+        kernel = _overlap_kernel(x) if self._overlap(w) else None
+        done = x.shape[-1] * self.stride
+        if kernel is not None:  # the matmul, then overlap, carry and bias in one pass
+            y = kernel(frame_outputs(x, w, self.stride), self.bias, carry, bias_on_tail=False)
+            return y[..., :done], y[..., done:]
+        y = conv_transpose_overlap(x, w, self.stride) if self._overlap(w) else F.conv_transpose1d(x, w, None, self.stride)
+        if carry is not None:
+            y[..., : carry.shape[-1]] += carry
+        tail = y[..., done:].clone()
+        return y[..., :done].add_(self.bias[:, None]), tail
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.conv_weight()
-        if self._overlap(w):
-            y = conv_transpose_overlap(x, w, self.stride) + self.bias[:, None]
+        kernel = _overlap_kernel(x) if self._overlap(w) else None
+        if kernel is not None:
+            y = kernel(frame_outputs(x, w, self.stride), self.bias)
+        elif self._overlap(w):
+            y = conv_transpose_overlap(x, w, self.stride, self.bias)
         else:
             y = F.conv_transpose1d(x, w, self.bias, self.stride)
         if self.norm is not None:

@@ -161,8 +161,7 @@ class _ConvTransposeState:
         self.tail: Maybe = None  # partial sums (no bias) of the outputs the next frame also touches
         self.to_drop = conv.trim_left
 
-    def _emit(self, y: Tensor) -> Maybe:
-        y.add_(self.conv.bias[:, None])  # y is ours: a fresh output, its kept tail already copied
+    def _trim(self, y: Tensor) -> Maybe:
         if self.to_drop:
             cut = min(self.to_drop, y.shape[-1])
             y, self.to_drop = y[..., cut:], self.to_drop - cut
@@ -171,19 +170,15 @@ class _ConvTransposeState:
     def step(self, x: Maybe) -> Maybe:
         if x is None or x.shape[-1] == 0:
             return None
-        s = self.conv.stride
-        y = self.conv.full(x)
-        if self.tail is not None:
-            y[..., : self.tail.shape[-1]] += self.tail
-        done = x.shape[-1] * s
-        self.tail = _own(y[..., done:])
-        return self._emit(y[..., :done])
+        done, tail = self.conv.piece(x, self.tail)
+        self.tail = _own(tail)
+        return self._trim(done)
 
     def flush(self) -> Maybe:
         if self.tail is None:
             return None
         keep = self.tail.shape[-1] - self.conv.trim_right
-        return self._emit(self.tail[..., :keep]) if keep > 0 else None
+        return self._trim(self.tail[..., :keep] + self.conv.bias[:, None]) if keep > 0 else None
 
 
 class _LSTMState:

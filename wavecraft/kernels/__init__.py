@@ -6,9 +6,11 @@
   with the weights far larger than the caches), and it rounds the activations to bfloat16. This
   kernel walks four weight rows at once with software prefetch and keeps fp32 activations:
   15-18 GB/s there.
-* `elementwise.c` (the codec's ELU): PyTorch's ELU is bound by its exponential; this one is ~3x
-  faster and writes into strided views (streaming puts each piece behind a few kept samples
-  without another copy). `vecmath.h` holds the vectorised expm1 both use.
+* `elementwise.c` (the codec): ELU, bound by its exponential in PyTorch; this one is ~4x faster
+  and writes into strided views (streaming puts each piece behind a few kept samples without
+  another copy). And the overlap-add of the decoder's transposed convolutions: one pass where
+  PyTorch needs a transposed copy, an add and a bias add. `vecmath.h` holds the vectorised expm1
+  the ELU and LSTM kernels use.
 * `lstm.c` (the codec's LSTM at batch <= 4): one recurrent layer over a whole piece of time in a
   single call. Every step is a matrix-vector product with the 16 MB recurrent matrix (read from
   L3), so it walks each hidden unit's four gate rows at once, alternates the direction of that walk
@@ -92,7 +94,8 @@ def _library() -> ctypes.CDLL | None:
     for fn in (lib.wavecraft_int8_matmul, lib.wavecraft_lstm_layer):
         fn.restype = ctypes.c_int
     lib.wavecraft_elu.argtypes = [pointer, size, size, size, pointer, size]
-    lib.wavecraft_elu.restype = None
+    lib.wavecraft_overlap_add.argtypes = [pointer, size, size, size, pointer, size, pointer, ctypes.c_int, pointer]
+    lib.wavecraft_elu.restype = lib.wavecraft_overlap_add.restype = None
     return lib
 
 
@@ -191,6 +194,41 @@ def elu() -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
         if xr is None or yr is None or x.numel() == 0:
             return out.copy_(torch.nn.functional.elu(x))
         call(x.data_ptr(), xr[0], x.shape[-1], xr[1], out.data_ptr(), yr[1])
+        return out
+
+    return run
+
+
+@lru_cache(maxsize=1)
+def overlap_add() -> Callable[..., torch.Tensor] | None:
+    """`f(z, bias, carry=None, bias_on_tail=True)` -> out [B, C, (F + 1) * s] from z [B, C, 2, s, F]
+    (contiguous CPU fp32): out[b, c, f*s + t] = z[b, c, 0, t, f] + z[b, c, 1, t, f - 1] (+ bias[c]),
+    terms outside the F frames left out except that `carry` [B, C, s] stands in for frame -1.
+    With `bias_on_tail=False` the last s samples get no bias (they are the next piece's carry).
+    None when the kernel is not available here."""
+    lib = _library()
+    if lib is None:
+        return None
+    call = lib.wavecraft_overlap_add
+
+    def run(z: torch.Tensor, bias: torch.Tensor | None, carry: torch.Tensor | None = None,
+            bias_on_tail: bool = True) -> torch.Tensor:
+        if z.dim() != 5 or z.shape[2] != 2 or z.dtype != torch.float32 or not z.is_cpu or not z.is_contiguous():
+            raise ValueError(f"overlap_add kernel: expects contiguous CPU float32 z [B, C, 2, s, F], got {tuple(z.shape)}")
+        B, C, _, s, F = z.shape
+        if F == 0:
+            raise ValueError("overlap_add kernel: no frames")
+        if bias is not None:
+            bias = bias.detach().to(torch.float32).contiguous()
+            if bias.shape != (C,):
+                raise ValueError(f"overlap_add kernel: bias has shape {tuple(bias.shape)}, expected ({C},)")
+        if carry is not None:
+            carry = carry.to(torch.float32).contiguous()
+            if carry.shape != (B, C, s):
+                raise ValueError(f"overlap_add kernel: carry has shape {tuple(carry.shape)}, expected {(B, C, s)}")
+        out = torch.empty(B, C, (F + 1) * s, dtype=torch.float32)
+        call(z.data_ptr(), B * C, s, F, 0 if bias is None else bias.data_ptr(), C,
+             0 if carry is None else carry.data_ptr(), int(bias_on_tail), out.data_ptr())
         return out
 
     return run

@@ -1,12 +1,14 @@
-"""The C ELU kernel (wavecraft/kernels/elementwise.c) and the codec's ELU module, against F.elu."""
+"""The codec's C elementwise kernels (wavecraft/kernels/elementwise.c) against PyTorch: ELU (and
+the ELU module), and the overlap-add of transposed convolutions (one pass, and piece by piece)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from wavecraft import kernels
-from wavecraft.codec.seanet import ELU
+from wavecraft.codec.seanet import ELU, frame_outputs
 
 kernel = kernels.elu()
+overlap = kernels.overlap_add()
 needs_kernel = pytest.mark.skipif(kernel is None, reason="no AVX-512 CPU or C compiler here")
 
 
@@ -53,3 +55,33 @@ def test_elu_module_fast_equals_plain_and_training_keeps_gradients():
     x.requires_grad_(True)
     fast(x).sum().backward()  # gradients on: F.elu
     assert x.grad is not None
+
+
+@needs_kernel
+@pytest.mark.parametrize("stride,frames", [(4, 1), (5, 7), (8, 30)])
+def test_overlap_add_is_the_transposed_convolution(stride, frames):
+    g = torch.Generator().manual_seed(stride)
+    x, w, b = torch.randn(2, 6, frames, generator=g), torch.randn(6, 3, 2 * stride, generator=g), torch.randn(3, generator=g)
+    ref = F.conv_transpose1d(x, w, b, stride)
+    out = overlap(frame_outputs(x, w, stride), b)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(overlap(frame_outputs(x, w, stride), None), F.conv_transpose1d(x, w, None, stride),
+                               rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_overlap_add_in_pieces_with_carry_adds_exactly_what_one_pass_does():
+    stride = 4
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(1, 8, 11, generator=g), torch.randn(8, 5, 2 * stride, generator=g), torch.randn(5, generator=g)
+    whole = overlap(frame_outputs(x, w, stride), b)
+    first = overlap(frame_outputs(x[..., :6], w, stride), b, None, bias_on_tail=False)
+    done, carry = first[..., : 6 * stride], first[..., 6 * stride :]
+    second = overlap(frame_outputs(x[..., 6:], w, stride), b, carry.clone(), bias_on_tail=False)
+    last = second[..., -stride:] + b[:, None]  # the end of the stream: the tail gets its bias
+    joined = torch.cat([done, second[..., :-stride], last], dim=-1)
+    assert torch.equal(joined, whole)
+    with pytest.raises(ValueError, match="carry has shape"):
+        overlap(frame_outputs(x, w, stride), b, torch.zeros(1, 5, 3))
+    with pytest.raises(ValueError, match="expects contiguous"):
+        overlap(torch.zeros(1, 5, 3, 4, 2), b)
