@@ -6,16 +6,12 @@ names differ. Weight norm is stored as `weight_g` / `weight_v` parameters (as in
 checkpoints) and folded into a plain weight, cached, whenever no gradient is needed: inference
 convolutions are plain `conv1d` calls.
 
-Inference also runs the LSTM and the ELUs through C kernels (`LSTMBlock`, `ELU`, from
-`wavecraft.kernels`) and takes matrix-multiply forms of three convolutions that oneDNN runs slowly
-at these shapes (`fast = True`, the default; set False on a module, or `Codec.set_fast(False)`,
-for the plain calls). They compute the same sums in another order, so outputs agree to float
-rounding (~1e-7 relative), and training (gradients on) always uses the plain calls:
-  * few output channels (the last layer, 64 -> 1) or 1x1 kernels: one matmul for all taps, then
-    shifted adds;
-  * strided downsampling (kernel 2s, stride s) from wide inputs: unfold + one batched matmul;
-  * transposed upsampling (kernel 2s, stride s): one matmul, then the two halves overlap-added
-    (with the bias, in one pass of the C kernel where it is available).
+Inference (no gradients) on CPU in fp32 takes faster forms that compute the same sums in another
+order, so outputs agree to float rounding (~1e-7 relative): activations in channels-last layout,
+where every convolution is a few matrix products (`codec/layout.py`), and the LSTM and the ELUs
+through C kernels (`LSTMBlock`, `ELU`, from `wavecraft.kernels`). `fast = True` is the default;
+set it False on a module, or call `Codec.set_fast(False)`, for the plain calls. Training always
+uses the plain calls.
 """
 from __future__ import annotations
 
@@ -25,13 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer, overlap_add
+from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer
+from . import layout
 from .config import CodecConfig
 
 
 def pad1d(x: Tensor, left: int, right: int, mode: str) -> Tensor:
     """Pad the time axis. Reflection of a signal shorter than the pad is done the references' way:
     zero-extend on the right first, reflect, then cut the extension off again."""
+    if x.dim() == 3 and x.shape[1] > 1 and layout.is_channels_last(x):  # inference: keep the layout
+        y = layout.pad(x, left, right, mode)
+        if y is not None:
+            return y
     if mode != "reflect":
         return F.pad(x, (left, right), mode=mode) if mode != "constant" else F.pad(x, (left, right))
     extra = 0
@@ -49,56 +50,6 @@ def extra_padding(length: int, kernel: int, stride: int, padding_total: int) -> 
     n = length - kernel + padding_total
     frames = -(-n // stride)  # ceil division, correct for negative n too
     return frames * stride + kernel - padding_total - length
-
-
-def conv_taps(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int) -> Tensor:
-    """Stride-1 conv1d of a padded x [B, Cin, L] as one matmul over all k taps ([k*Cout, Cin] @ x)
-    followed by k shifted adds: fast when Cout is small (the matmul then reads x once, where the
-    direct convolution makes a pass per output channel)."""
-    cout, cin, k = weight.shape
-    length = x.shape[-1] - (k - 1) * dilation
-    z = torch.matmul(weight.permute(2, 0, 1).reshape(k * cout, cin), x)
-    if k == 1:  # a 1x1 convolution is just the matmul
-        return z if bias is None else z.add_(bias[:, None])
-    y = z[:, :cout, :length].clone() if bias is None else z[:, :cout, :length] + bias[:, None]
-    for j in range(1, k):
-        y += z[:, j * cout : (j + 1) * cout, j * dilation : j * dilation + length]
-    return y
-
-
-def conv_unfold(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:
-    """Strided conv1d of a padded x as im2col (unfold) + one batched matmul."""
-    cout, cin, k = weight.shape
-    cols = x.unfold(-1, k, stride)  # [B, Cin, F, k], a view
-    frames = cols.shape[2]
-    cols = cols.permute(0, 1, 3, 2).reshape(x.shape[0], cin * k, frames)
-    y = torch.matmul(weight.reshape(cout, cin * k), cols)
-    return y if bias is None else y + bias[:, None]
-
-
-def frame_outputs(x: Tensor, weight: Tensor, stride: int) -> Tensor:
-    """Every input frame's 2s output samples of a transposed convolution with kernel 2s, as one
-    matmul: [B, Cout, 2, s, F] (tap-major)."""
-    cin, cout, k = weight.shape
-    return torch.matmul(weight.permute(1, 2, 0).reshape(cout * k, cin), x).view(x.shape[0], cout, 2, stride, -1)
-
-
-def conv_transpose_overlap(x: Tensor, weight: Tensor, stride: int, bias: Tensor | None = None) -> Tensor:
-    """conv_transpose1d (no trim) for kernel == 2 * stride: one matmul gives every frame's 2s
-    output samples; the first half of frame f and the second half of frame f-1 overlap."""
-    B, _, frames = x.shape
-    cout = weight.shape[1]
-    z = frame_outputs(x, weight, stride)
-    out = x.new_empty(B, cout, frames + 1, stride)
-    out[:, :, :frames] = z[:, :, 0].transpose(-1, -2)
-    out[:, :, frames] = 0
-    out[:, :, 1:] += z[:, :, 1].transpose(-1, -2)
-    out = out.view(B, cout, (frames + 1) * stride)
-    return out if bias is None else out.add_(bias[:, None])
-
-
-def _overlap_kernel(x: Tensor):
-    return overlap_add() if x.is_cpu and x.dtype == torch.float32 and x.shape[-1] > 0 else None
 
 
 def _version(t: Tensor) -> int:
@@ -128,6 +79,11 @@ class _NormWeight(nn.Module):
             self.weight_g = self.weight_v = None
         self._folded: Tensor | None = None
         self._fold_key: tuple | None = None
+        self._derived = layout.DerivedWeights()
+
+    def _channels_last(self, x: Tensor) -> bool:
+        """Inference on CPU in fp32 takes the channels-last forms (codec/layout.py)."""
+        return self.fast and _inference() and x.is_cpu and x.dtype == torch.float32 and x.dim() == 3
 
     def conv_weight(self) -> Tensor:
         if self.weight_v is None:
@@ -163,16 +119,13 @@ class NormConv1d(_NormWeight):
             self.pad_right = self.padding_total // 2
             self.pad_left = self.padding_total - self.pad_right
 
-    fast = True  # matrix-multiply forms at inference (module docstring)
+    fast = True  # channels-last matrix products at inference (module docstring)
 
     def conv(self, x: Tensor) -> Tensor:
         """The convolution alone, on an already padded input (used by the streaming code)."""
         w = self.conv_weight()
-        cout, cin, k = w.shape
-        if self.fast and _inference() and self.stride == 1 and (cout <= 8 or k == 1):
-            y = conv_taps(x, w, self.bias, self.dilation)
-        elif self.fast and _inference() and self.stride > 1 and k == 2 * self.stride and cin >= 128:
-            y = conv_unfold(x, w, self.bias, self.stride)
+        if self._channels_last(x):
+            y = layout.conv1d(x, w, self.bias, self.stride, self.dilation, self._derived)
         else:
             y = F.conv1d(x, w, self.bias, self.stride, 0, self.dilation)
         return self.norm(y) if self.norm is not None else y
@@ -198,21 +151,20 @@ class NormConvTranspose1d(_NormWeight):
         self.trim_right = math.ceil(padding_total * trim_right_ratio) if causal else padding_total // 2
         self.trim_left = padding_total - self.trim_right
 
-    fast = True  # matrix-multiply form at inference (module docstring)
+    fast = True  # channels-last matrix products at inference (module docstring)
 
-    def _overlap(self, w: Tensor) -> bool:
-        return self.fast and _inference() and self.kernel_size == 2 * self.stride
+    def _fast(self, x: Tensor) -> bool:
+        return self._channels_last(x) and self.kernel_size == 2 * self.stride
 
     def piece(self, x: Tensor, carry: Tensor | None) -> tuple[Tensor, Tensor]:
         """Streaming: (the outputs no later input changes, with bias; the overlapping tail's
         partial sums, without). `carry` is the previous piece's tail, added to this one's start."""
         w = self.conv_weight()
-        kernel = _overlap_kernel(x) if self._overlap(w) else None
         done = x.shape[-1] * self.stride
-        if kernel is not None:  # the matmul, then overlap, carry and bias in one pass
-            y = kernel(frame_outputs(x, w, self.stride), self.bias, carry, bias_on_tail=False)
+        if self._fast(x):
+            y = layout.conv_transpose1d(x, w, self.bias, self.stride, self._derived, carry, bias_on_tail=False)
             return y[..., :done], y[..., done:]
-        y = conv_transpose_overlap(x, w, self.stride) if self._overlap(w) else F.conv_transpose1d(x, w, None, self.stride)
+        y = F.conv_transpose1d(x, w, None, self.stride)
         if carry is not None:
             y[..., : carry.shape[-1]] += carry
         tail = y[..., done:].clone()
@@ -220,11 +172,8 @@ class NormConvTranspose1d(_NormWeight):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.conv_weight()
-        kernel = _overlap_kernel(x) if self._overlap(w) else None
-        if kernel is not None:
-            y = kernel(frame_outputs(x, w, self.stride), self.bias)
-        elif self._overlap(w):
-            y = conv_transpose_overlap(x, w, self.stride, self.bias)
+        if self._fast(x):
+            y = layout.conv_transpose1d(x, w, self.bias, self.stride, self._derived)
         else:
             y = F.conv_transpose1d(x, w, self.bias, self.stride)
         if self.norm is not None:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WavecraftError
+from .layout import empty_channels_last, is_channels_last, join
 from .seanet import ELU, LSTMBlock, NormConv1d, NormConvTranspose1d, ResBlock, extra_padding
 
 Maybe = Tensor | None
@@ -30,7 +31,7 @@ def _cat(a: Maybe, b: Maybe) -> Maybe:
         return b
     if b is None or b.shape[-1] == 0:
         return a
-    return torch.cat([a, b], dim=-1)
+    return join([a, b])
 
 
 def _own(x: Tensor) -> Tensor:
@@ -124,7 +125,8 @@ class _ConvState:
         started = self.buf is not None
         if started and (self.buf.shape[-1] or self.activation is not None):
             kept = self.buf.shape[-1]
-            joined = x.new_empty(*x.shape[:-1], kept + x.shape[-1])
+            B, C, n = x.shape
+            joined = empty_channels_last(B, C, kept + n, x) if is_channels_last(x) and C > 1 else x.new_empty(B, C, kept + n)
             joined[..., :kept] = self.buf
             if self.activation is not None:
                 self.activation.into(x, joined[..., kept:])
@@ -141,7 +143,7 @@ class _ConvState:
             self.pending = _cat(self.pending, x)
             if self.n_in < self.need:
                 return None
-            self.buf = torch.cat([self._left_pad(self.pending), self.pending], dim=-1)
+            self.buf = join([self._left_pad(self.pending), self.pending])
             self.pending = None
         return self._run()
 
@@ -149,7 +151,7 @@ class _ConvState:
         if self.buf is None:  # short stream: exactly the one-pass computation
             return None if self.pending is None else self.conv(self.pending)
         extra = extra_padding(self.n_in, self.k, self.s, self.conv.padding_total)
-        self.buf = torch.cat([self.buf, self._right_pad(self.conv.pad_right + extra)], dim=-1)
+        self.buf = join([self.buf, self._right_pad(self.conv.pad_right + extra)])
         return self._run()
 
 

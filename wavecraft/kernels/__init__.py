@@ -6,11 +6,10 @@
   with the weights far larger than the caches), and it rounds the activations to bfloat16. This
   kernel walks four weight rows at once with software prefetch and keeps fp32 activations:
   15-18 GB/s there.
-* `elementwise.c` (the codec): ELU, bound by its exponential in PyTorch; this one is ~4x faster
-  and writes into strided views (streaming puts each piece behind a few kept samples without
-  another copy). And the overlap-add of the decoder's transposed convolutions: one pass where
-  PyTorch needs a transposed copy, an add and a bias add. `vecmath.h` holds the vectorised expm1
-  the ELU and LSTM kernels use.
+* `elementwise.c` (the codec's ELU): PyTorch's ELU is bound by its exponential; this one is ~4x
+  faster and writes into strided views (streaming puts each piece behind a few kept samples
+  without another copy), channels-last ones included. `vecmath.h` holds the vectorised expm1 the
+  ELU and LSTM kernels use.
 * `lstm.c` (the codec's LSTM at batch <= 4): one recurrent layer over a whole piece of time in a
   single call. Every step is a matrix-vector product with the 16 MB recurrent matrix (read from
   L3), so it walks each hidden unit's four gate rows at once, alternates the direction of that walk
@@ -94,8 +93,7 @@ def _library() -> ctypes.CDLL | None:
     for fn in (lib.wavecraft_int8_matmul, lib.wavecraft_lstm_layer):
         fn.restype = ctypes.c_int
     lib.wavecraft_elu.argtypes = [pointer, size, size, size, pointer, size]
-    lib.wavecraft_overlap_add.argtypes = [pointer, size, size, size, pointer, size, pointer, ctypes.c_int, pointer]
-    lib.wavecraft_elu.restype = lib.wavecraft_overlap_add.restype = None
+    lib.wavecraft_elu.restype = None
     return lib
 
 
@@ -160,19 +158,25 @@ def lstm_layer() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
     return run
 
 
-def _rows(t: torch.Tensor) -> tuple[int, int] | None:
-    """(rows, row stride) when t [..., n] is fp32 on the CPU with unit stride along n and evenly
-    spaced rows (a contiguous tensor, or a slice of one along its last axis); else None."""
-    if t.dtype != torch.float32 or not t.is_cpu or t.dim() < 1 or (t.shape[-1] > 1 and t.stride(-1) != 1):
+def _rows(t: torch.Tensor) -> tuple[str, int, int, int] | None:
+    """(order, rows, row length, row stride) when t is fp32 on the CPU and made of evenly spaced
+    rows of contiguous memory: "ncw" rows along the last axis (a contiguous tensor, or a slice of
+    one along its last axis), or "nwc" rows of a whole [C, T] item of a channels-last [B, C, T]
+    view (codec/layout.py). Else None."""
+    if t.dtype != torch.float32 or not t.is_cpu or t.dim() < 1:
+        return None
+    if t.dim() == 3 and t.shape[1] > 1 and t.stride(1) == 1 and (t.shape[2] == 1 or t.stride(2) == t.shape[1]):
+        return "nwc", t.shape[0], t.shape[1] * t.shape[2], t.stride(0)
+    if t.shape[-1] > 1 and t.stride(-1) != 1:
         return None
     if t.dim() == 1:
-        return 1, t.shape[-1]
+        return "ncw", 1, t.shape[-1], t.shape[-1]
     rows, stride = 1, t.stride(-2)
     for size, step in zip(reversed(t.shape[:-1]), reversed(t.stride()[:-1])):
         if size > 1 and step != rows * stride:
             return None
         rows *= size
-    return rows, stride
+    return "ncw", rows, t.shape[-1], stride
 
 
 @lru_cache(maxsize=1)
@@ -187,48 +191,14 @@ def elu() -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
 
     def run(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         if out is None:
-            out = torch.empty(x.shape, dtype=torch.float32)
+            out = torch.empty_like(x, dtype=torch.float32)  # the same layout as x
         elif out.shape != x.shape:
             raise ValueError(f"elu kernel: out has shape {tuple(out.shape)}, input {tuple(x.shape)}")
         xr, yr = _rows(x), _rows(out)
-        if xr is None or yr is None or x.numel() == 0:
+        if xr is None or yr is None or xr[:3] != yr[:3] or x.numel() == 0:
             return out.copy_(torch.nn.functional.elu(x))
-        call(x.data_ptr(), xr[0], x.shape[-1], xr[1], out.data_ptr(), yr[1])
+        call(x.data_ptr(), xr[1], xr[2], xr[3], out.data_ptr(), yr[3])
         return out
 
     return run
 
-
-@lru_cache(maxsize=1)
-def overlap_add() -> Callable[..., torch.Tensor] | None:
-    """`f(z, bias, carry=None, bias_on_tail=True)` -> out [B, C, (F + 1) * s] from z [B, C, 2, s, F]
-    (contiguous CPU fp32): out[b, c, f*s + t] = z[b, c, 0, t, f] + z[b, c, 1, t, f - 1] (+ bias[c]),
-    terms outside the F frames left out except that `carry` [B, C, s] stands in for frame -1.
-    With `bias_on_tail=False` the last s samples get no bias (they are the next piece's carry).
-    None when the kernel is not available here."""
-    lib = _library()
-    if lib is None:
-        return None
-    call = lib.wavecraft_overlap_add
-
-    def run(z: torch.Tensor, bias: torch.Tensor | None, carry: torch.Tensor | None = None,
-            bias_on_tail: bool = True) -> torch.Tensor:
-        if z.dim() != 5 or z.shape[2] != 2 or z.dtype != torch.float32 or not z.is_cpu or not z.is_contiguous():
-            raise ValueError(f"overlap_add kernel: expects contiguous CPU float32 z [B, C, 2, s, F], got {tuple(z.shape)}")
-        B, C, _, s, F = z.shape
-        if F == 0:
-            raise ValueError("overlap_add kernel: no frames")
-        if bias is not None:
-            bias = bias.detach().to(torch.float32).contiguous()
-            if bias.shape != (C,):
-                raise ValueError(f"overlap_add kernel: bias has shape {tuple(bias.shape)}, expected ({C},)")
-        if carry is not None:
-            carry = carry.to(torch.float32).contiguous()
-            if carry.shape != (B, C, s):
-                raise ValueError(f"overlap_add kernel: carry has shape {tuple(carry.shape)}, expected {(B, C, s)}")
-        out = torch.empty(B, C, (F + 1) * s, dtype=torch.float32)
-        call(z.data_ptr(), B * C, s, F, 0 if bias is None else bias.data_ptr(), C,
-             0 if carry is None else carry.data_ptr(), int(bias_on_tail), out.data_ptr())
-        return out
-
-    return run

@@ -31,24 +31,3 @@ void wavecraft_elu(const float *x, int64_t rows, int64_t n, int64_t x_stride, fl
   }
 }
 
-/* The overlap-add that finishes a transposed convolution with kernel 2s and stride s (codec
- * decoder): z [rows, 2, s, F] holds every input frame's 2s output samples, tap-major (what one
- * matmul gives), and out [rows, (F + 1) * s] gets
- *   out[r, f*s + t] = (z[r, 0, t, f] + z[r, 1, t, f - 1]) + bias[r % channels]
- * in one pass instead of a transposed copy, an add and a bias add. Terms outside 0 <= f < F are
- * left out, except that carry [rows, s] (may be NULL) stands in for z[r, 1, t, -1]: the tail of
- * the previous piece when streaming. With bias_on_tail 0 the last s samples (the next piece's
- * carry) get no bias, so a stream adds exactly what one pass would. bias may be NULL. */
-void wavecraft_overlap_add(const float *z, int64_t rows, int64_t s, int64_t F, const float *bias, int64_t channels,
-                           const float *carry, int bias_on_tail, float *out) {
-  #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *first = z + r * 2 * s * F, *second = first + s * F;
-    float *o = out + r * (F + 1) * s;
-    float b = bias ? bias[r % channels] : 0.0f;
-    for (int64_t t = 0; t < s; t++) o[t] = (carry ? first[t * F] + carry[r * s + t] : first[t * F]) + b;
-    for (int64_t f = 1; f < F; f++)
-      for (int64_t t = 0; t < s; t++) o[f * s + t] = (first[t * F + f] + second[t * F + f - 1]) + b;
-    for (int64_t t = 0; t < s; t++) o[F * s + t] = bias_on_tail ? second[t * F + F - 1] + b : second[t * F + F - 1];
-  }
-}
