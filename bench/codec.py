@@ -5,7 +5,8 @@
 
 Random weights (random codebooks too: transformers initialises them to zeros) are built and saved
 once by transformers; wavecraft loads the same folder. Engines run one after the other, each in
-its own process. Reported: encode and decode seconds (best of --repeats), speed-ups over
+its own process, --rounds times over (interleaved: this machine's slow spells hit every engine
+alike). Reported: encode and decode seconds (best of --repeats in each of the rounds), speed-ups over
 transformers, whether the codes are identical, the largest audio difference, and peak memory.
 `wavecraft-plain` is wavecraft without its fast paths (plain convolutions, one pass over the
 input); `wavecraft-long` decodes --long-seconds of codes (in bounded pieces, the default beyond
@@ -100,7 +101,8 @@ def main() -> None:
     add_common_args(p)
     p.add_argument("--seconds", type=float, default=None, help="audio length (default 10, --quick 1)")
     p.add_argument("--long-seconds", type=float, default=None, help="long-file decode length (default 120, --quick 5)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per measure; the best is kept")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per measure and round; the best is kept")
+    p.add_argument("--rounds", type=int, default=3, help="passes over the 10 s engines, interleaved")
     p.add_argument("--engines", default="transformers,wavecraft,wavecraft-plain,wavecraft-long,wavecraft-long-onepass")
     args = p.parse_args()
     args.seconds = args.seconds or (1.0 if args.quick else 10.0)
@@ -111,9 +113,11 @@ def main() -> None:
         print(json.dumps(run_engine(args, build(folder, args.quick))))
         return
     build(folder, args.quick)
-    rows = run_children(Path(__file__).resolve(), args.engines.split(","), args,
-                        ["--seconds", str(args.seconds), "--long-seconds", str(args.long_seconds),
-                         "--repeats", str(args.repeats)])
+    engines = args.engines.split(",")
+    extra = ["--seconds", str(args.seconds), "--long-seconds", str(args.long_seconds), "--repeats", str(args.repeats)]
+    short = [e for e in engines if not e.startswith("wavecraft-long")]
+    rows = run_children(Path(__file__).resolve(), short, args, extra, rounds=args.rounds)
+    rows += run_children(Path(__file__).resolve(), [e for e in engines if e not in short], args, extra)
     import torch
 
     outs = {r["engine"]: Path(args.workdir) / f"codec-out-{r['engine']}.pt" for r in rows}

@@ -122,21 +122,34 @@ class StepClock:
         return (b - a) / (self.stamps[b] - self.stamps[a])
 
 
-def run_children(script: Path, engines: list[str], args: argparse.Namespace, extra: list[str]) -> list[dict]:
-    """Run `script --engine E` for each engine in turn; each prints one JSON line last."""
-    results = []
+def run_children(script: Path, engines: list[str], args: argparse.Namespace, extra: list[str],
+                 rounds: int = 1) -> list[dict]:
+    """Run `script --engine E` for each engine in turn, `rounds` times over (engines interleaved,
+    so a slow spell of this machine hits all of them alike); each prints one JSON line last.
+    Across rounds an engine keeps its fastest times (keys ending in `_s`), its highest peaks
+    (keys with `mb`), and the rest from its first round."""
+    merged: dict[str, dict] = {}
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "TOKENIZERS_PARALLELISM": "false"}
-    for engine in engines:
-        cmd = [sys.executable, str(script), "--engine", engine, "--threads", str(args.threads),
-               "--device", args.device, "--workdir", args.workdir, *(["--quick"] if args.quick else []), *extra]
-        print(f"# running {engine} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stdout + proc.stderr)
-            raise SystemExit(f"engine {engine} failed (exit {proc.returncode})")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return results
+    for round_ in range(rounds):
+        for engine in engines:
+            cmd = [sys.executable, str(script), "--engine", engine, "--threads", str(args.threads),
+                   "--device", args.device, "--workdir", args.workdir, *(["--quick"] if args.quick else []), *extra]
+            print(f"# running {engine}{f' (round {round_ + 1} of {rounds})' if rounds > 1 else ''} ...",
+                  file=sys.stderr, flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stdout + proc.stderr)
+                raise SystemExit(f"engine {engine} failed (exit {proc.returncode})")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            best = merged.setdefault(engine, row)
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key in best:
+                    if key.endswith("_s"):
+                        best[key] = min(best[key], value)
+                    elif "mb" in key:
+                        best[key] = max(best[key], value)
+    return [merged[e] for e in engines]
 
 
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]], title: str) -> None:
