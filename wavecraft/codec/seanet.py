@@ -284,7 +284,7 @@ class SEANetEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:
             x = layer(x)
-        return x
+        return x.contiguous()  # inference runs channels last inside
 
 
 class SEANetDecoder(nn.Module):
@@ -314,4 +314,4 @@ class SEANetDecoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:
             x = layer(x)
-        return x
+        return x.contiguous()  # inference runs channels last inside

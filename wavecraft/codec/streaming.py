@@ -291,6 +291,7 @@ class StreamingDecoder:
     def _finish(self, y: Maybe) -> Tensor:
         if y is None:
             return torch.zeros(self.batch or 1, self.codec.channels, 0, device=self.codec._device())
+        y = y.contiguous()  # channels last inside
         return y * self.scale if self.scale is not None else y
 
     def step(self, codes: Tensor) -> Tensor:
