@@ -19,9 +19,10 @@
 
 The library is built once per source version and machine into the cache folder
 (`$WAVECRAFT_CACHE`, default `~/.cache/wavecraft/kernels`) with `cc -O3 -mavx512f -mavx512bw
--fopenmp` and loaded with ctypes; OpenMP resolves to the runtime PyTorch already loaded, so the
-kernel runs on PyTorch's threads. Without an x86-64 CPU with AVX-512, a C compiler, or with
-`WAVECRAFT_C_KERNELS=0`, `int8_matmul()` and `lstm_layer()` are None and callers use PyTorch.
+-mavx512dq -fopenmp` and loaded with ctypes; OpenMP resolves to the runtime PyTorch already
+loaded, so the kernels run on PyTorch's threads. Without an x86-64 CPU with AVX-512 (F, BW, DQ),
+a C compiler, or with `WAVECRAFT_C_KERNELS=0`, `int8_matmul()`, `lstm_layer()` and `elu()` are
+None and callers use PyTorch.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _cpu_has_avx512() -> bool:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return " avx512f" in flags and " avx512bw" in flags
+    return all(f" {flag}" in flags for flag in ("avx512f", "avx512bw", "avx512dq"))
 
 
 def cache_folder() -> Path:
