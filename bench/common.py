@@ -121,6 +121,17 @@ class StepClock:
         a, b = n // 10, n - 1 - n // 10
         return (b - a) / (self.stamps[b] - self.stamps[a])
 
+    def median_steps_per_s(self) -> float:
+        """1 / the median step time over the same steps: insensitive to a burst of a neighbour's
+        load during the run (a step's cost grows with the KV cache, so the median step is the
+        middle one's, close to the mean on a quiet machine)."""
+        n = len(self.stamps)
+        if n < 5:
+            return float("nan")
+        a, b = n // 10, n - 1 - n // 10
+        gaps = sorted(self.stamps[i + 1] - self.stamps[i] for i in range(a, b))
+        return 1.0 / gaps[len(gaps) // 2]
+
 
 def run_children(script: Path, engines: list[str], args: argparse.Namespace, extra: list[str],
                  rounds: int = 1) -> list[dict]:
