@@ -31,6 +31,12 @@ def empty_channels_last(batch: int, channels: int, length: int, like: Tensor) ->
     return torch.empty(batch, length, channels, dtype=like.dtype, device=like.device).transpose(1, 2)
 
 
+def empty_along_time(like: Tensor, length: int) -> Tensor:
+    """An empty [B, C, length] tensor in the layout of `like` (channels last or not)."""
+    B, C, _ = like.shape
+    return empty_channels_last(B, C, length, like) if C > 1 and is_channels_last(like) else like.new_empty(B, C, length)
+
+
 def to_channels_last(x: Tensor) -> Tensor:
     return x if is_channels_last(x) else x.transpose(1, 2).contiguous().transpose(1, 2)
 
@@ -76,11 +82,12 @@ def pad(x: Tensor, left: int, right: int, mode: str) -> Tensor | None:
 
 
 def _matmul(a: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
-    """a [B, M, K] @ w [K, N] (+ bias [N]) -> [B, M, N], batch row by batch row (B is small)."""
+    """a [B, M, K] @ w [K, N] (+ bias [N]) -> [B, M, N]; batch 1 (the usual case) as one addmm."""
     if a.shape[0] == 1:
         out = torch.addmm(bias, a[0], w) if bias is not None else torch.mm(a[0], w)
         return out[None]
-    return torch.stack([torch.addmm(bias, r, w) if bias is not None else torch.mm(r, w) for r in a])
+    out = torch.matmul(a, w)
+    return out if bias is None else out.add_(bias)
 
 
 class DerivedWeights:

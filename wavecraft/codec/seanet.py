@@ -3,8 +3,7 @@
 Layer order and indices match audiocraft's `SEANetEncoder.model` / `SEANetDecoder.model` (and the
 `layers` list of transformers' EnCodec), so checkpoint keys map one to one: only the wrapping
 names differ. Weight norm is stored as `weight_g` / `weight_v` parameters (as in the released
-checkpoints) and folded into a plain weight, cached, whenever no gradient is needed: inference
-convolutions are plain `conv1d` calls.
+checkpoints) and folded into a plain weight, cached, whenever no gradient is needed.
 
 Inference (no gradients) on CPU in fp32 takes faster forms that compute the same sums in another
 order, so outputs agree to float rounding (~1e-7 relative): activations in channels-last layout,

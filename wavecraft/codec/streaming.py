@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WavecraftError
-from .layout import empty_channels_last, is_channels_last, join
+from .layout import empty_along_time, join
 from .seanet import ELU, LSTMBlock, NormConv1d, NormConvTranspose1d, ResBlock, extra_padding
 
 Maybe = Tensor | None
@@ -125,8 +125,7 @@ class _ConvState:
         started = self.buf is not None
         if started and (self.buf.shape[-1] or self.activation is not None):
             kept = self.buf.shape[-1]
-            B, C, n = x.shape
-            joined = empty_channels_last(B, C, kept + n, x) if is_channels_last(x) and C > 1 else x.new_empty(B, C, kept + n)
+            joined = empty_along_time(x, kept + x.shape[-1])
             joined[..., :kept] = self.buf
             if self.activation is not None:
                 self.activation.into(x, joined[..., kept:])

@@ -78,14 +78,14 @@ class Int8Linear(nn.Module):
         if kernel is None or not int8_matmul_fits(self.qweight):
             return None
         scales = self.scales if self.scales.dtype == torch.float32 else self.scales.float()
-        return kernel(flat.float(), self.qweight, scales, None).to(flat.dtype)
+        bias = None if self.bias is None else self.bias.detach().float().contiguous()
+        return kernel(flat.float(), self.qweight, scales, bias).to(flat.dtype)  # the bias added in the kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cpu and x.numel() <= 2 * self.in_features:  # decoding: one or two rows
             out = self._c_kernel(x.reshape(-1, self.in_features))
             if out is not None:
-                out = out.view(*x.shape[:-1], self.out_features)
-                return out if self.bias is None else out + self.bias
+                return out.view(*x.shape[:-1], self.out_features)
         if _INT8_MM is not None and x.is_cpu:
             scales = self._kernel_scales
             if scales is None or scales.device != x.device:
