@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wavecraft.codec import Codec, CodecConfig
+from wavecraft.codec import Codec, CodecConfig, streaming
 from wavecraft.errors import WavecraftError
 
 # Released structures (ratios, kernels, LSTM, residual blocks) with very narrow layers.
@@ -33,8 +33,11 @@ def _pieces(total: int, sizes: list[int]):
         start, i = start + n, i + 1
 
 
+@pytest.mark.parametrize("sub_piece_floats", [None, 37])
 @pytest.mark.parametrize("shape", list(_SHAPES))
-def test_stream_equals_one_pass(shape: str) -> None:
+def test_stream_equals_one_pass(shape: str, sub_piece_floats: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sub_piece_floats is not None:  # the audio-side layers over slices of a few samples
+        monkeypatch.setattr(streaming, "SUB_PIECE_FLOATS", sub_piece_floats)
     codec = _codec(**_SHAPES[shape])
     wav = torch.randn(2, 1, codec.hop_length * 19 + 17)
     codes, _ = codec.encode(wav)
@@ -49,6 +52,38 @@ def test_stream_equals_one_pass(shape: str) -> None:
         step = sizes[0] * 97  # sample pieces that do not line up with frames
         streamed = torch.cat([encoder.step(wav[..., a:b]) for a, b in _pieces(wav.shape[-1], [step])] + [encoder.flush()], -1)
         assert torch.equal(streamed, codes), sizes
+
+
+def test_sub_pieces_hold_the_wide_cheap_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MusicGen's 32 kHz structure, 8x narrower, with the budgets scaled to match
+    monkeypatch.setattr(streaming, "SUB_PIECE_WEIGHTS", 512 * 1024 // 64)
+    monkeypatch.setattr(streaming, "SUB_PIECE_FLOATS", 1000)
+    codec = _codec(sample_rate=32000, n_filters=8, ratios=(8, 5, 4, 4), causal=False, pad_mode="constant",
+                   true_skip=True, lstm_layers=2)
+    for chain, first in ((codec.encode_stream().chain, True), (codec.decode_stream().chain, False)):
+        sub = chain[0] if first else chain[-1]
+        assert isinstance(sub, streaming._SubPieces)
+        inner = sub.chain
+        weights = sum(p.numel() for state in inner for p in _state_modules(state) for p in p.parameters())
+        assert 0 < weights <= streaming.SUB_PIECE_WEIGHTS
+        assert not any(isinstance(s, streaming._LSTMState) for s in inner)
+        # the next deeper layer would not have fitted
+        outer = chain[1] if first else chain[-2]
+        extra = sum(p.numel() for m in _state_modules(outer) for p in m.parameters())
+        assert weights + extra > streaming.SUB_PIECE_WEIGHTS
+    # widest activation: 8 channels at the input rate (encoder), 8 at 16x the input rate (decoder)
+    assert codec.encode_stream().chain[0].length == 1000 // 8
+    assert codec.decode_stream().chain[-1].length == 1000 // (8 * 16)
+
+
+def _state_modules(state) -> list[torch.nn.Module]:
+    for name in ("conv", "block", "module"):
+        if hasattr(state, name):
+            found = [getattr(state, name)]
+            return found + ([state.shortcut] if hasattr(state, "shortcut") else [])
+    if isinstance(state, streaming._ResBlockState):
+        return [m for s in state.chain for m in _state_modules(s)]
+    return []
 
 
 def test_causal_stream_emits_as_it_goes() -> None:

@@ -344,8 +344,9 @@ class Codec(nn.Module):
     # of this many frames (2 s at 50 Hz). Memory stays bounded by one piece's activations plus the
     # output (one pass over 10 minutes of 32 kHz audio would hold ~20 GB of activations), and it is
     # faster too: full-rate activations of a whole file are tens of MB each, every one a fresh
-    # allocation the kernel must fault in. Same result to float rounding (~1e-7; the codes are the
-    # same). None processes the input in one pass whatever its length.
+    # allocation the kernel must fault in (the layers next to the audio go further, over sub-pieces
+    # of a few MB: streaming.SUB_PIECE_FLOATS). Same result to float rounding (~1e-7; the codes are
+    # the same). None processes the input in one pass whatever its length.
     stream_frames: int | None = 100
 
     def _in_pieces(self, frames: int) -> bool:
