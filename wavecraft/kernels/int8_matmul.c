@@ -3,9 +3,21 @@
  *
  * Decoding streams every weight from memory once per step, so what matters is keeping the memory
  * busy: each thread walks four weight rows at once (four independent streams) and prefetches the
- * block it will read next. Activations stay fp32 and sums are fp32. Requires K % 16 == 0. */
+ * block it will read next. Two ways to multiply (`pieces`):
+ *   0: fp32 activations and sums (K % 16 == 0). Each 16 weights cost a widening, a conversion and
+ *      the FMAs: 15-18 GB/s of weights on the 2-core development machine.
+ *   2: (AVX512-VNNI, K % 64 == 0) each activation row is split into two int8 pieces,
+ *      x ~ s1 * a1 + s2 * a2 with s1 = max|x| / 127 and s2 = s1 / 254, so it keeps ~15 bits (error
+ *      at most max|x| / 64,500, against bfloat16's 8 bits in PyTorch's weight-only kernel), and
+ *      `vpdpbusd` multiplies 64 weights by 4 bytes of activations per instruction into int32 sums:
+ *      fewer instructions per weight byte, 15-20 % faster. The instruction takes unsigned bytes, so
+ *      a piece is stored as a + 128 and 128 times the row's weight sum (one more `vpdpbusd`, against
+ *      ones) is taken off. */
 #include <stdint.h>
 #include <immintrin.h>
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
+#define VNNI_MAX_K 16384
 
 #define LOAD_W(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
 
@@ -39,13 +51,88 @@ static void row1(const float *x, int64_t M, const int8_t *r, int64_t K, float *a
     if (M > 1) acc[1] = _mm512_reduce_add_ps(a1);
 }
 
-int wavecraft_int8_matmul(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
-                          float *y, int64_t N, int64_t K) {
-    if (M < 1 || M > 2 || K % 16 != 0) return 1;
-    int64_t blocks = N / 4;
+/* sum of each of four int32 vectors, as [s0, s1, s2, s3] */
+VNNI static inline __m128i hsum4(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    __m512i r01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+    __m512i r23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+    __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(r01, r23), _mm512_unpackhi_epi64(r01, r23));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* four weight rows against M rows of two biased pieces xq [M][2][K]; acc [M][2][4], plus the rows' weight sums */
+VNNI static void rows4_vnni(const uint8_t *xq, int64_t M, const int8_t *r, int64_t K, int32_t *acc, int32_t *rowsum,
+                            int64_t ahead) {
+    __m512i a[2][2][4], ws[4];
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int j = 0; j < 4; j++) {
+        ws[j] = _mm512_setzero_si512();
+        for (int m = 0; m < 2; m++) a[m][0][j] = a[m][1][j] = _mm512_setzero_si512();
+    }
+    for (int64_t i = 0; i < K; i += 64) {
+        __m512i w[4];
+        for (int j = 0; j < 4; j++) {
+            _mm_prefetch((const char *)(r + j * K + i + ahead), _MM_HINT_T0);
+            w[j] = _mm512_loadu_si512((const void *)(r + j * K + i));
+            ws[j] = _mm512_dpbusd_epi32(ws[j], ones, w[j]);
+        }
+        for (int m = 0; m < M; m++)
+            for (int p = 0; p < 2; p++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(xq + (m * 2 + p) * K + i));
+                for (int j = 0; j < 4; j++) a[m][p][j] = _mm512_dpbusd_epi32(a[m][p][j], xv, w[j]);
+            }
+    }
+    _mm_storeu_si128((__m128i *)rowsum, hsum4(ws[0], ws[1], ws[2], ws[3]));
+    for (int m = 0; m < M; m++)
+        for (int p = 0; p < 2; p++)
+            _mm_storeu_si128((__m128i *)(acc + (m * 2 + p) * 4), hsum4(a[m][p][0], a[m][p][1], a[m][p][2], a[m][p][3]));
+}
+
+/* x row -> two pieces of a + 128 (a in [-127, 127]) with their scales */
+VNNI static void split_row(const float *x, int64_t K, uint8_t *out, float *scales) {
+    __m512 big = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K; i += 16) big = _mm512_max_ps(big, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    float amax = _mm512_reduce_max_ps(big);
+    scales[0] = amax > 0 ? amax / 127.0f : 1.0f;
+    scales[1] = scales[0] / 254.0f;
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512i bias = _mm512_set1_epi32(128);
+    for (int64_t i = 0; i < K; i += 16) {
+        __m512 rest = _mm512_loadu_ps(x + i);
+        for (int p = 0; p < 2; p++) {
+            __m512 a = _mm512_mul_ps(rest, _mm512_set1_ps(1.0f / scales[p]));
+            a = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+            _mm_storeu_si128((__m128i *)(out + p * K + i), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(a), bias)));
+            rest = _mm512_fnmadd_ps(a, _mm512_set1_ps(scales[p]), rest);
+        }
+    }
+}
+
+VNNI static void matmul_vnni(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
+                             float *y, int64_t N, int64_t K) {
+    uint8_t xq[2 * 2 * VNNI_MAX_K] __attribute__((aligned(64)));
+    float s[2][2];
+    for (int64_t m = 0; m < M; m++) split_row(x + m * K, K, xq + m * 2 * K, s[m]);
+    int64_t ahead = 4 * K > 16384 ? 4 * K : 16384;
+    #pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < N / 4; b++) {
+        int32_t acc[2 * 2 * 4], rowsum[4];
+        int64_t o = 4 * b;
+        rows4_vnni(xq, M, q + o * K, K, acc, rowsum, ahead);
+        for (int64_t m = 0; m < M; m++)
+            for (int j = 0; j < 4; j++) {
+                float sum = s[m][0] * (float)(acc[(m * 2) * 4 + j] - 128 * rowsum[j])
+                          + s[m][1] * (float)(acc[(m * 2 + 1) * 4 + j] - 128 * rowsum[j]);
+                y[m * N + o + j] = sum * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+            }
+    }
+}
+
+static void matmul_fp32(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
+                        float *y, int64_t N, int64_t K) {
     int64_t ahead = 4 * K > 16384 ? 4 * K : 16384;  /* the next block of rows, at least 16 KB ahead */
     #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; b++) {
+    for (int64_t b = 0; b < N / 4; b++) {
         float acc[8];
         int64_t o = 4 * b;
         rows4(x, M, q + o * K, K, acc, ahead);
@@ -53,7 +140,21 @@ int wavecraft_int8_matmul(const float *x, int64_t M, const int8_t *q, const floa
             for (int j = 0; j < 4; j++)
                 y[m * N + o + j] = acc[m * 4 + j] * scale[o + j] + (bias ? bias[o + j] : 0.0f);
     }
-    for (int64_t o = 4 * blocks; o < N; o++) {  /* the last N % 4 rows */
+}
+
+/* 0 on success; 1 for shapes or a `pieces` this machine cannot do (see the top of the file) */
+int wavecraft_int8_matmul(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
+                          float *y, int64_t N, int64_t K, int64_t pieces) {
+    if (M < 1 || M > 2 || K % 16 != 0) return 1;
+    if (pieces == 2) {
+        if (K % 64 != 0 || K > VNNI_MAX_K || !__builtin_cpu_supports("avx512vnni")) return 1;
+        matmul_vnni(x, M, q, scale, bias, y, N, K);
+    } else if (pieces == 0) {
+        matmul_fp32(x, M, q, scale, bias, y, N, K);
+    } else {
+        return 1;
+    }
+    for (int64_t o = N / 4 * 4; o < N; o++) {  /* the last N % 4 rows, fp32 activations */
         float acc[2];
         row1(x, M, q + o * K, K, acc);
         for (int64_t m = 0; m < M; m++) y[m * N + o] = acc[m] * scale[o] + (bias ? bias[o] : 0.0f);
