@@ -15,20 +15,25 @@ needs_kernel = pytest.mark.skipif(kernel is None, reason="no AVX-512 CPU or C co
 needs_vnni = pytest.mark.skipif(kernels.int8_matmul(True) is None, reason="no AVX512-VNNI CPU here")
 
 
+def _problem(shape: tuple[int, int], rows: int, seed: int):
+    """int8 weights [N, K], scales, bias and activations [rows, K]."""
+    K, N = shape
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(-127, 128, (N, K), dtype=torch.int8, generator=g)
+    scales = torch.rand(N, generator=g) + 0.1
+    bias = torch.randn(N, generator=g)
+    return q, scales, bias, torch.randn(rows, K, generator=g), g
+
+
 @needs_kernel
 @pytest.mark.parametrize("rows", [1, 2])
 @pytest.mark.parametrize("shape", [(64, 48), (32, 7), (1024, 4098)])  # N % 4 != 0 exercises the row tail
 def test_fp32_activation_kernel_matches_the_dequantised_product(rows, shape):
     exact = kernels.int8_matmul(False)
-    K, N = shape
-    g = torch.Generator().manual_seed(0)
-    q = torch.randint(-127, 128, (N, K), dtype=torch.int8, generator=g)
-    scales = torch.rand(N, generator=g) + 0.1
-    bias = torch.randn(N, generator=g)
-    x = torch.randn(rows, K, generator=g)
+    q, scales, bias, x, _ = _problem(shape, rows, 0)
     ref = (x.double() @ q.double().t()) * scales.double()
     out = exact(x, q, scales, None)
-    assert out.shape == (rows, N) and out.dtype == torch.float32
+    assert out.shape == (rows, shape[1]) and out.dtype == torch.float32
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
     torch.testing.assert_close(exact(x, q, scales, bias).double(), ref + bias.double(), rtol=1e-5,
                                atol=1e-6 * float(ref.abs().max()))
@@ -39,12 +44,8 @@ def test_fp32_activation_kernel_matches_the_dequantised_product(rows, shape):
 @pytest.mark.parametrize("shape", [(64, 48), (1024, 4098), (4096, 1024)])
 def test_split_activation_kernel_is_within_its_error_bound(rows, shape):
     split = kernels.int8_matmul(True)
-    K, N = shape
-    g = torch.Generator().manual_seed(1)
-    q = torch.randint(-127, 128, (N, K), dtype=torch.int8, generator=g)
-    scales = torch.rand(N, generator=g) + 0.1
-    bias = torch.randn(N, generator=g)
-    x = torch.randn(rows, K, generator=g) * torch.rand(rows, 1, generator=g) * 10
+    q, scales, bias, x, g = _problem(shape, rows, 1)
+    x = x * torch.rand(rows, 1, generator=g) * 10
     x[0, 3] = 0.0  # exact zeros stay exact
     ref = (x.double() @ q.double().t()) * scales.double() + bias.double()
     out = split(x, q, scales, bias).double()
