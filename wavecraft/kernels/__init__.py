@@ -11,6 +11,9 @@
   faster and writes into strided views (streaming puts each piece behind a few kept samples
   without another copy), channels-last ones included. `vecmath.h` holds the vectorised expm1 the
   ELU and LSTM kernels use.
+* `attention.c` (LM decoding): one query position against the KV cache. PyTorch's CPU attention
+  has a fixed cost of ~75 us a call and reads a 250-position bfloat16 cache at half the memory's
+  speed; this reads it at the memory's speed, fp32 or bfloat16 cache, fp32 query and output.
 * `lstm.c` (the codec's LSTM at batch <= 4): one recurrent layer over a whole piece of time in a
   single call. Every step is a matrix-vector product with the 16 MB recurrent matrix (read from
   L3), so it walks each hidden unit's four gate rows at once, alternates the direction of that walk
@@ -22,8 +25,8 @@ The library is built once per source version and machine into the cache folder
 (`$WAVECRAFT_CACHE`, default `~/.cache/wavecraft/kernels`) with `cc -O3 -mavx512f -mavx512bw
 -mavx512dq -fopenmp` and loaded with ctypes; OpenMP resolves to the runtime PyTorch already
 loaded, so the kernels run on PyTorch's threads. Without an x86-64 CPU with AVX-512 (F, BW, DQ),
-a C compiler, or with `WAVECRAFT_C_KERNELS=0`, `int8_matmul()`, `lstm_layer()` and `elu()` are
-None and callers use PyTorch.
+a C compiler, or with `WAVECRAFT_C_KERNELS=0`, `int8_matmul()`, `lstm_layer()`, `elu()` and
+`attention_decode()` are None and callers use PyTorch.
 """
 from __future__ import annotations
 
@@ -96,6 +99,9 @@ def _library() -> ctypes.CDLL | None:
         fn.restype = ctypes.c_int
     lib.wavecraft_elu.argtypes = [pointer, size, size, size, pointer, size]
     lib.wavecraft_elu.restype = None
+    lib.wavecraft_attention_decode.argtypes = [pointer, size, size, pointer, pointer, size, size, size, size, size,
+                                               size, ctypes.c_float, pointer, size, pointer, size]
+    lib.wavecraft_attention_decode.restype = ctypes.c_int
     return lib
 
 
@@ -221,3 +227,44 @@ def elu() -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
 
     return run
 
+
+
+ATTENTION_HEAD_DIMS = (32, 64, 128)
+ATTENTION_MAX_POSITIONS = 16384
+
+
+@lru_cache(maxsize=1)
+def attention_decode() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
+                                   torch.Tensor | None] | None:
+    """`f(q, k, v, mask)` -> SDPA(q, k, v, attn_mask=mask) for one query position, or None when
+    the inputs are outside what the kernel takes (the caller then runs SDPA): q [B, H, 1, hd]
+    fp32 on the CPU, k and v [B, H, n, hd] fp32 or bfloat16 with equal strides and contiguous
+    rows of hd (a KV cache buffer sliced along positions), hd in ATTENTION_HEAD_DIMS, mask None
+    or bool [B, 1, 1, n] (True: attend). Returns [B, H, 1, hd] fp32. None when the kernel is not
+    available here."""
+    lib = _library()
+    if lib is None:
+        return None
+    call = lib.wavecraft_attention_decode
+
+    def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+        if q.dim() != 4 or k.dim() != 4 or q.shape[2] != 1:
+            return None
+        B, H, n, hd = k.shape
+        if (q.dtype != torch.float32 or not q.is_cpu or k.dtype not in (torch.float32, torch.bfloat16)
+                or v.dtype != k.dtype or v.shape != k.shape or v.stride() != k.stride() or q.shape != (B, H, 1, hd)
+                or hd not in ATTENTION_HEAD_DIMS or not 1 <= n <= ATTENTION_MAX_POSITIONS
+                or k.stride(3) != 1 or k.stride(2) != hd or q.stride(3) != 1 or not k.is_cpu):
+            return None
+        allowed, allowed_stride = 0, 0
+        if mask is not None:
+            if (mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1) or mask.shape[3] != n
+                    or mask.shape[0] not in (1, B) or mask.stride(3) != 1):
+                return None
+            allowed, allowed_stride = mask.data_ptr(), mask.stride(0) if mask.shape[0] == B else 0
+        out = torch.empty(B, H, 1, hd, dtype=torch.float32)
+        status = call(q.data_ptr(), q.stride(0), q.stride(1), k.data_ptr(), v.data_ptr(), k.stride(0), k.stride(1),
+                      B, H, n, hd, hd ** -0.5, allowed, allowed_stride, out.data_ptr(), int(k.dtype == torch.bfloat16))
+        return None if status else out
+
+    return run

@@ -33,9 +33,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..kernels import attention_decode
 from .transformer import CrossKV, KVCache, Rotary, Transformer, TransformerLayer, _attend
 
 Tensor = torch.Tensor
+
+
+def _attention() -> Callable[[Tensor, Tensor, Tensor, Tensor | None], Tensor]:
+    """(q, k, v, mask) -> attention of one query position: the C kernel where it takes the
+    inputs (CPU, fp32 queries; wavecraft/kernels/attention.c), else SDPA."""
+    kernel = attention_decode()
+    if kernel is None:
+        return lambda q, k, v, mask: _attend(q, k, v, mask, False)
+
+    def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        out = kernel(q, k, v, mask)
+        return _attend(q, k, v, mask, False) if out is None else out
+
+    return attend
 
 
 def _product(linear: nn.Module) -> Callable[[Tensor], Tensor]:
@@ -94,13 +109,15 @@ class _PlainCross:
         assert attn is not None
         self.query = _product(attn.q_proj)
         self.out = _residual_product(attn.out_proj)
-        self.keys, self.values, self.mask = keys, values, mask
+        # contiguous rows per head, as the decode attention kernel reads them (a small copy, once)
+        self.keys, self.values, self.mask = keys.contiguous(), values.contiguous(), mask
         self.H, self.hd = keys.shape[1], keys.shape[3]
+        self.attend = _attention()
 
     def __call__(self, x: Tensor, h: Tensor) -> Tensor:
         B = x.shape[0]
         q = self.query(h).view(B, self.H, 1, self.hd)
-        a = F.scaled_dot_product_attention(q, self.keys, self.values, attn_mask=self.mask)
+        a = self.attend(q, self.keys, self.values, self.mask)
         return self.out(x, a.reshape(B, -1))
 
 
@@ -174,6 +191,7 @@ class LeanStep:
         self.self_mask = self_mask  # [B, 1, 1, max_len] bool over key positions, or None
         self.layers = [_LayerPlan(layer, cache.keys[i], cache.values[i], cross, i)
                        for i, layer in enumerate(transformer.layers)]
+        self.attend = _attention()
 
     def __call__(self, x: Tensor, t: int) -> Tensor:
         tr = self.transformer
@@ -194,7 +212,7 @@ class LeanStep:
                 q, k = Rotary.rotate(q, *rope), Rotary.rotate(k, *rope)
             p.keys[:, :, t : t + 1].copy_(k)
             p.values[:, :, t : t + 1].copy_(v)
-            a = _attend(q, p.keys[:, :, : t + 1], p.values[:, :, : t + 1], mask, False)
+            a = self.attend(q, p.keys[:, :, : t + 1], p.values[:, :, : t + 1], mask)
             x = p.out(x, a.view(B, -1))
             if p.cross is not None:
                 x = p.cross(x, p.norm_cross(x))
