@@ -1,4 +1,5 @@
-"""The codec's C ELU kernel (wavecraft/kernels/elementwise.c) and the ELU module, against F.elu."""
+"""The C element-wise kernels (wavecraft/kernels/elementwise.c): the codec's ELU and the ELU module
+against F.elu, the LM's GELU against float64."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -63,3 +64,20 @@ def test_elu_module_fast_equals_plain_and_training_keeps_gradients():
     fast(x).sum().backward()  # gradients on: F.elu
     assert x.grad is not None
 
+
+
+@needs_kernel
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 4096, 8193])
+def test_gelu_kernel_in_place_is_at_least_as_close_as_torch(n):
+    gelu = kernels.gelu()
+    g = torch.Generator().manual_seed(n)
+    x = torch.cat([torch.randn(n, generator=g) * 4, torch.linspace(-12, 12, 1001)])
+    ref = F.gelu(x.double())
+    y = x.clone()
+    assert gelu(y) is y  # in place
+    err, torch_err = (y.double() - ref).abs().max(), (F.gelu(x).double() - ref).abs().max()
+    assert float(err) < 6e-7 and float(err) <= float(torch_err) + 1e-7
+    assert float(gelu(torch.tensor([float("-inf"), -30.0, 30.0]))[1:].sub(torch.tensor([0.0, 30.0])).abs().max()) == 0
+    view = x[::2]  # not contiguous: PyTorch's GELU, a new tensor
+    out = gelu(view)
+    assert out is not view and torch.equal(out, F.gelu(view))

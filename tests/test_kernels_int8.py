@@ -61,6 +61,22 @@ def test_split_activation_kernel_is_within_its_error_bound(rows, shape):
 
 
 @needs_kernel
+@pytest.mark.parametrize("split", [False, None])
+def test_kernel_applies_gelu_to_its_result(split):
+    run = kernels.int8_matmul(split)
+    q, scales, bias, x, _ = _problem((1024, 4098), 2, 3)
+    plain = run(x, q, scales, bias)
+    fused = run(x, q, scales, bias, True)
+    torch.testing.assert_close(fused, torch.nn.functional.gelu(plain), rtol=1e-6, atol=2e-6)
+    layer = Int8Linear.from_linear(torch.nn.Linear(128, 64))
+    h = torch.randn(2, 128)
+    product = layer.product_2d_gelu()
+    torch.testing.assert_close(product(h), torch.nn.functional.gelu(layer(h)), rtol=1e-6, atol=2e-6)
+    h5 = torch.randn(5, 128)  # more rows than the kernel takes: forward, then F.gelu
+    torch.testing.assert_close(product(h5), torch.nn.functional.gelu(layer(h5)))
+
+
+@needs_kernel
 def test_default_kernel_splits_activations_where_it_can():
     auto, exact = kernels.int8_matmul(), kernels.int8_matmul(False)
     q = torch.randint(-127, 128, (64, 128), dtype=torch.int8)

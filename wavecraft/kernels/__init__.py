@@ -93,12 +93,14 @@ def _library() -> ctypes.CDLL | None:
                       "using PyTorch's", stacklevel=3)
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
-    lib.wavecraft_int8_matmul.argtypes = [pointer, size, pointer, pointer, pointer, pointer, size, size, size]
+    lib.wavecraft_int8_matmul.argtypes = [pointer, size, pointer, pointer, pointer, pointer, size, size, size, size]
     lib.wavecraft_lstm_layer.argtypes = [pointer, pointer, pointer, pointer, pointer, size, size, size]
     for fn in (lib.wavecraft_int8_matmul, lib.wavecraft_lstm_layer):
         fn.restype = ctypes.c_int
     lib.wavecraft_elu.argtypes = [pointer, size, size, size, pointer, size]
     lib.wavecraft_elu.restype = None
+    lib.wavecraft_gelu.argtypes = [pointer, pointer, size]
+    lib.wavecraft_gelu.restype = None
     lib.wavecraft_attention_decode.argtypes = [pointer, size, size, pointer, pointer, size, size, size, size, size,
                                                size, ctypes.c_float, pointer, size, pointer, size]
     lib.wavecraft_attention_decode.restype = ctypes.c_int
@@ -118,9 +120,10 @@ VNNI_MAX_K = 16384  # the kernel's activation buffer
 @lru_cache(maxsize=4)
 def int8_matmul(split_activations: bool | None = None
                 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
-    """`f(x, qweight, scales, bias)` -> x @ (qweight * scales[:, None]).T (+ bias), for CPU fp32 x
-    [M, K] with M <= 2 and a weight `int8_matmul_fits` accepts (int8 [N, K]), fp32 scales [N];
-    None when the kernel is not available here. `split_activations`: multiply with the
+    """`f(x, qweight, scales, bias, gelu=False)` -> x @ (qweight * scales[:, None]).T (+ bias), then
+    GELU if asked (as `F.gelu` to a few 1e-7), for CPU fp32 x [M, K] with M <= 2 and a weight
+    `int8_matmul_fits` accepts (int8 [N, K]), fp32 scales [N]; None when the kernel is not
+    available here. `split_activations`: multiply with the
     activations as two int8 pieces (~15 bits, AVX512-VNNI, K % 64 == 0) or in fp32 (False);
     None: the pieces wherever they apply."""
     lib = _library()
@@ -129,7 +132,8 @@ def int8_matmul(split_activations: bool | None = None
     call = lib.wavecraft_int8_matmul
     vnni = _cpu_has_vnni() if split_activations is None else split_activations
 
-    def run(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def run(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None,
+            gelu: bool = False) -> torch.Tensor:
         x = x.contiguous()
         M, K = x.shape
         N = qweight.shape[0]
@@ -138,7 +142,7 @@ def int8_matmul(split_activations: bool | None = None
         if split_activations and not pieces:
             raise ValueError(f"int8 kernel: split activations need K a multiple of 64 up to {VNNI_MAX_K}, got {K}")
         status = call(x.data_ptr(), M, qweight.data_ptr(), scales.data_ptr(), 0 if bias is None else bias.data_ptr(),
-                      y.data_ptr(), N, K, pieces)
+                      y.data_ptr(), N, K, pieces, int(gelu))
         if status:
             raise ValueError(f"int8 kernel: unsupported shapes x {tuple(x.shape)}, weight {tuple(qweight.shape)}")
         return y
@@ -266,5 +270,24 @@ def attention_decode() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, to
         status = call(q.data_ptr(), q.stride(0), q.stride(1), k.data_ptr(), v.data_ptr(), k.stride(0), k.stride(1),
                       B, H, n, hd, hd ** -0.5, allowed, allowed_stride, out.data_ptr(), int(k.dtype == torch.bfloat16))
         return None if status else out
+
+    return run
+
+
+@lru_cache(maxsize=1)
+def gelu() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """`f(x)` -> GELU(x) (erf form, as `F.gelu` to a few 1e-7) written over x in place, for a
+    contiguous CPU fp32 x (other inputs: `F.gelu`, a new tensor). None when the kernel is not
+    available here."""
+    lib = _library()
+    if lib is None:
+        return None
+    call = lib.wavecraft_gelu
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or not x.is_cpu or not x.is_contiguous():
+            return torch.nn.functional.gelu(x)
+        call(x.data_ptr(), x.data_ptr(), x.numel())
+        return x
 
     return run

@@ -1,9 +1,12 @@
-/* ELU (alpha 1) for the codec at inference: y = x if x > 0 else e^x - 1, over rows of a
+/* Element-wise functions.
+ *
+ * ELU (alpha 1) for the codec at inference: y = x if x > 0 else e^x - 1, over rows of a
  * [rows, n] array whose rows may sit at any stride, so the result can be written straight into a
  * larger buffer (the streaming convolutions keep a few samples of history in front of each new
  * piece). PyTorch's ELU is bound by its exponential here; this one uses vecmath.h's expm1. */
 #include <stdint.h>
 #include <immintrin.h>
+#include <omp.h>
 #include "vecmath.h"
 
 #define CHUNK 4096  /* samples per task: rows are split too, so a few wide rows still use every thread */
@@ -31,3 +34,14 @@ void wavecraft_elu(const float *x, int64_t rows, int64_t n, int64_t x_stride, fl
   }
 }
 
+
+/* GELU of n contiguous numbers (the LM's feed-forward), in place or not; each thread takes one
+ * contiguous share, so a product just written by the same threads is read from their own caches. */
+void wavecraft_gelu(const float *x, float *y, int64_t n) {
+  #pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    int64_t lo = n * id / nt / 16 * 16, hi = id == nt - 1 ? n : n * (id + 1) / nt / 16 * 16;
+    gelu_span(x + lo, y + lo, hi - lo);
+  }
+}

@@ -15,6 +15,8 @@
  *      ones) is taken off. */
 #include <stdint.h>
 #include <immintrin.h>
+#include <omp.h>
+#include "vecmath.h"
 
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
 #define VNNI_MAX_K 16384
@@ -109,55 +111,69 @@ VNNI static void split_row(const float *x, int64_t K, uint8_t *out, float *scale
 }
 
 VNNI static void matmul_vnni(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
-                             float *y, int64_t N, int64_t K) {
+                             float *y, int64_t N, int64_t K, int64_t gelu) {
     uint8_t xq[2 * 2 * VNNI_MAX_K] __attribute__((aligned(64)));
     float s[2][2];
     for (int64_t m = 0; m < M; m++) split_row(x + m * K, K, xq + m * 2 * K, s[m]);
     int64_t ahead = 4 * K > 16384 ? 4 * K : 16384;
-    #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < N / 4; b++) {
-        int32_t acc[2 * 2 * 4], rowsum[4];
-        int64_t o = 4 * b;
-        rows4_vnni(xq, M, q + o * K, K, acc, rowsum, ahead);
-        for (int64_t m = 0; m < M; m++)
-            for (int j = 0; j < 4; j++) {
-                float sum = s[m][0] * (float)(acc[(m * 2) * 4 + j] - 128 * rowsum[j])
-                          + s[m][1] * (float)(acc[(m * 2 + 1) * 4 + j] - 128 * rowsum[j]);
-                y[m * N + o + j] = sum * scale[o + j] + (bias ? bias[o + j] : 0.0f);
-            }
+    #pragma omp parallel
+    {
+        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num(), lo = N / 4 * id / nt, hi = N / 4 * (id + 1) / nt;
+        for (int64_t b = lo; b < hi; b++) {
+            int32_t acc[2 * 2 * 4], rowsum[4];
+            int64_t o = 4 * b;
+            rows4_vnni(xq, M, q + o * K, K, acc, rowsum, ahead);
+            for (int64_t m = 0; m < M; m++)
+                for (int j = 0; j < 4; j++) {
+                    float sum = s[m][0] * (float)(acc[(m * 2) * 4 + j] - 128 * rowsum[j])
+                              + s[m][1] * (float)(acc[(m * 2 + 1) * 4 + j] - 128 * rowsum[j]);
+                    y[m * N + o + j] = sum * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+                }
+        }
+        if (gelu)  /* this thread's own outputs, still in its cache */
+            for (int64_t m = 0; m < M; m++) gelu_span(y + m * N + 4 * lo, y + m * N + 4 * lo, 4 * (hi - lo));
     }
 }
 
 static void matmul_fp32(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
-                        float *y, int64_t N, int64_t K) {
+                        float *y, int64_t N, int64_t K, int64_t gelu) {
     int64_t ahead = 4 * K > 16384 ? 4 * K : 16384;  /* the next block of rows, at least 16 KB ahead */
-    #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < N / 4; b++) {
-        float acc[8];
-        int64_t o = 4 * b;
-        rows4(x, M, q + o * K, K, acc, ahead);
-        for (int64_t m = 0; m < M; m++)
-            for (int j = 0; j < 4; j++)
-                y[m * N + o + j] = acc[m * 4 + j] * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+    #pragma omp parallel
+    {
+        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num(), lo = N / 4 * id / nt, hi = N / 4 * (id + 1) / nt;
+        for (int64_t b = lo; b < hi; b++) {
+            float acc[8];
+            int64_t o = 4 * b;
+            rows4(x, M, q + o * K, K, acc, ahead);
+            for (int64_t m = 0; m < M; m++)
+                for (int j = 0; j < 4; j++)
+                    y[m * N + o + j] = acc[m * 4 + j] * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+        }
+        if (gelu)
+            for (int64_t m = 0; m < M; m++) gelu_span(y + m * N + 4 * lo, y + m * N + 4 * lo, 4 * (hi - lo));
     }
 }
 
-/* 0 on success; 1 for shapes or a `pieces` this machine cannot do (see the top of the file) */
+/* 0 on success; 1 for shapes or a `pieces` this machine cannot do (see the top of the file).
+ * gelu: 1 applies GELU to the result (the feed-forward's first layer), 0 not. */
 int wavecraft_int8_matmul(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
-                          float *y, int64_t N, int64_t K, int64_t pieces) {
+                          float *y, int64_t N, int64_t K, int64_t pieces, int64_t gelu) {
     if (M < 1 || M > 2 || K % 16 != 0) return 1;
     if (pieces == 2) {
         if (K % 64 != 0 || K > VNNI_MAX_K || !__builtin_cpu_supports("avx512vnni")) return 1;
-        matmul_vnni(x, M, q, scale, bias, y, N, K);
+        matmul_vnni(x, M, q, scale, bias, y, N, K, gelu);
     } else if (pieces == 0) {
-        matmul_fp32(x, M, q, scale, bias, y, N, K);
+        matmul_fp32(x, M, q, scale, bias, y, N, K, gelu);
     } else {
         return 1;
     }
     for (int64_t o = N / 4 * 4; o < N; o++) {  /* the last N % 4 rows, fp32 activations */
         float acc[2];
         row1(x, M, q + o * K, K, acc);
-        for (int64_t m = 0; m < M; m++) y[m * N + o] = acc[m] * scale[o] + (bias ? bias[o] : 0.0f);
+        for (int64_t m = 0; m < M; m++) {
+            y[m * N + o] = acc[m] * scale[o] + (bias ? bias[o] : 0.0f);
+            if (gelu) gelu_span(y + m * N + o, y + m * N + o, 1);
+        }
     }
     return 0;
 }

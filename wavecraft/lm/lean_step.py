@@ -9,7 +9,7 @@ and runs one position as ~15 calls per layer:
 
     h = LN1(x);  q, k, v = h Wqkv;  cache[t] = k, v;  a = SDPA(q, K[:t+1], V[:t+1]);  x += a Wo
     h = LNc(x);  x += softmax_s(h A_b + mask_b) C_b                  (folded cross-attention)
-    h = LN2(x);  x += GELU(h W1) W2
+    h = LN2(x);  x += GELU(h W1) W2                                  (GELU in C: in the int8 kernel, or in place)
 
 with every residual add fused into its matrix product (`torch.addmm`).
 
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..kernels import attention_decode
+from ..kernels import attention_decode, gelu
 from .transformer import CrossKV, KVCache, Rotary, Transformer, TransformerLayer, _attend
 
 Tensor = torch.Tensor
@@ -62,6 +62,20 @@ def _product(linear: nn.Module) -> Callable[[Tensor], Tensor]:
         return lambda h: torch.addmm(bias, h, weight_t)
     direct = getattr(linear, "product_2d", None)  # quantised layers: their kernel, called directly
     return (direct() if direct is not None else None) or linear.forward
+
+
+def _gelu_product(linear: nn.Module) -> Callable[[Tensor], Tensor]:
+    """h -> GELU(linear(h)): inside the int8 kernel, or the C GELU in place over a fresh fp32
+    product (PyTorch's GELU costs ~50 us a call here, cache-cold between the weight streams), else
+    `F.gelu`."""
+    fused = getattr(linear, "product_2d_gelu", None)
+    fused = fused() if fused is not None else None
+    if fused is not None:
+        return fused
+    forward, in_place = _product(linear), gelu()
+    if in_place is None or type(linear) is not nn.Linear or linear.weight.dtype != torch.float32:
+        return lambda h: F.gelu(forward(h))
+    return lambda h: in_place(forward(h))
 
 
 def _residual_product(linear: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
@@ -179,7 +193,7 @@ class _LayerPlan:
                 inner = kind(layer, k, v, mask)
                 self.cross = inner if live == keys.shape[0] else _LiveRows(inner, live)
         self.norm2 = norm(layer.norm2)
-        self.up, self.down = _product(layer.linear1), _residual_product(layer.linear2)
+        self.up_gelu, self.down = _gelu_product(layer.linear1), _residual_product(layer.linear2)
 
 
 class LeanStep:
@@ -216,6 +230,6 @@ class LeanStep:
             x = p.out(x, a.view(B, -1))
             if p.cross is not None:
                 x = p.cross(x, p.norm_cross(x))
-            x = p.down(x, F.gelu(p.up(p.norm2(x))))
+            x = p.down(x, p.up_gelu(p.norm2(x)))
         self.cache.length = t + 1
         return x

@@ -116,6 +116,23 @@ class Int8Linear(nn.Module):
         qweight, scales = self.qweight, self.scales.to(_KERNEL_DTYPE)
         return lambda h: _INT8_MM(h.to(_KERNEL_DTYPE), qweight, scales).to(h.dtype)
 
+    def product_2d_gelu(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """h [M, in] -> GELU(h W^T + bias) with the GELU applied inside the C kernel (M <= 2; more
+        rows: `forward` then `F.gelu`); None where the kernel does not apply."""
+        kernel = int8_matmul()
+        if kernel is None or not self.qweight.is_cpu or not int8_matmul_fits(self.qweight):
+            return None
+        qweight, scales32 = self.qweight, self.scales.float().contiguous()
+        bias = None if self.bias is None else self.bias.detach().float().contiguous()
+        forward = self.forward
+
+        def c_product(h: torch.Tensor) -> torch.Tensor:
+            if h.shape[0] > 2:
+                return F.gelu(forward(h))
+            return kernel(h if h.dtype == torch.float32 else h.float(), qweight, scales32, bias, True).to(h.dtype)
+
+        return c_product
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
