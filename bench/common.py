@@ -106,13 +106,23 @@ def read_bandwidth_gbs(device: str, megabytes: int = 1024, repeats: int = 5) -> 
 
 
 class StepClock:
-    """Time stamps per generation step; steady-state steps/s over the middle 80% of the steps."""
+    """Time stamps per generation step; steady-state steps/s over the middle 80% of the steps.
 
-    def __init__(self, device: str) -> None:
+    With a `probe` (a callable returning GB/s), every `probe_every`-th step also measures the read
+    bandwidth, and the probe's own time is taken out of the stamps (`paused` holds it in all)."""
+
+    def __init__(self, device: str, probe: Callable[[], float] | None = None, probe_every: int = 50) -> None:
         self.device, self.stamps = device, []
+        self.probe, self.probe_every = probe, probe_every
+        self.probes: list[float] = []
+        self.paused = 0.0
 
     def tick(self, *_: Any) -> None:
-        self.stamps.append(time.perf_counter())
+        self.stamps.append(time.perf_counter() - self.paused)
+        if self.probe is not None and len(self.stamps) % self.probe_every == 0:
+            start = time.perf_counter()
+            self.probes.append(self.probe())
+            self.paused += time.perf_counter() - start
 
     def steady_steps_per_s(self) -> float:
         n = len(self.stamps)

@@ -11,17 +11,23 @@ loads that folder, so both run the same weights. Sampling: top-k 250, CFG 3, one
 
 Reported per engine (each in its own process, one after the other): steady-state steps/s (middle
 80% of the steps), end-to-end seconds (text encoding + all steps + codec decode), speed-ups over
-transformers, the read-bandwidth bound (measured read bandwidth, the higher of a probe before and
-one after generating, / weight bytes one step reads; KV cache reads not counted) and the share of
-it reached, that share again against a bound that also counts the KV-cache bytes an average
-steady-state step reads, time to first audio, peak memory and, for quantised engines, the logit
+transformers, the read-bandwidth bound (measured read bandwidth / weight bytes one step reads; KV
+cache reads not counted) and the share of it reached, that share again against a bound that also
+counts the KV-cache bytes an average steady-state step reads, time to first audio, peak memory and, for quantised engines, the logit
 error and argmax-token agreement against fp32 (the quantised model decodes greedily with its KV
 cache, fp32 scores the same steps teacher-forced).
+
+The bandwidth. On CPU it is measured while the engine generates: every 50th step, one sum over a
+1 GB buffer (made before the run; its size is taken off the peak memory, its time out of the step
+times and the end-to-end time), and the bound uses the median of those probes, so a neighbour's
+busy spell lowers the bound as it slows the steps. A probe before and one after generating (the
+higher of the two) are reported beside it, and are the bound on GPU and with --quick.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -80,6 +86,27 @@ def kv_bytes_per_step(lm, steps: int) -> float:
     return per_position * (first + last) / 2 + per_position  # mean filled length over the window
 
 
+PROBE_MB = 1024  # the bandwidth probe's buffer: far larger than the 300 MB L3 of the development machine
+
+
+class BandwidthProbe:
+    """The read-bandwidth probe of `common.read_bandwidth_gbs` (one full sum over a buffer), for
+    use between steps: the buffer is made once, and its size is taken off the peak memory."""
+
+    def __init__(self, megabytes: int = PROBE_MB) -> None:
+        import torch
+
+        self.megabytes = megabytes
+        self.buffer = torch.ones(megabytes * 2**20 // 4)
+
+    def __call__(self) -> float:
+        import time
+
+        start = time.perf_counter()
+        self.buffer.sum()
+        return self.megabytes * 2**20 / (time.perf_counter() - start) / 1e9
+
+
 def run_transformers(args: argparse.Namespace, folder: Path) -> dict:
     import torch
     from transformers import AutoTokenizer, LogitsProcessor, LogitsProcessorList, MusicgenForConditionalGeneration
@@ -118,11 +145,12 @@ def run_wavecraft(args: argparse.Namespace, folder: Path) -> dict:
     dtype = "bfloat16" if "bf16" in parts else args.dtype  # e.g. wavecraft-int8-bf16: no casts around kernels
     model = MusicGen.get_pretrained(folder, device=args.device, dtype=dtype, quantize=quant)
     model.cuda_graph = "nograph" not in parts
-    clock = StepClock(args.device)
     model.set_generation_params(duration=0.2, top_k=250, cfg_coef=3.0)
     model.generate([PROMPT], seed=0)  # warm-up (and CUDA graph capture paths)
     load_mb = peak_memory_mb(args.device)
     bw_before = read_bandwidth_gbs(args.device)  # the machine's bandwidth drifts: probe on both sides
+    probe = BandwidthProbe() if args.device == "cpu" and not args.quick else None  # after the loading peak
+    clock = StepClock(args.device, probe=probe)
     reset_peak_memory(args.device)
     model.set_generation_params(duration=args.seconds, top_k=250, cfg_coef=3.0)
     model.set_custom_progress_callback(clock.tick)
@@ -135,19 +163,24 @@ def run_wavecraft(args: argparse.Namespace, folder: Path) -> dict:
         start = time.perf_counter()
         for piece in model.generate_stream([PROMPT], seed=0):
             sync(args.device)
-            ttfa = ttfa if ttfa is not None else time.perf_counter() - start
+            ttfa = ttfa if ttfa is not None else time.perf_counter() - start - clock.paused
             pieces.append(piece)
         seconds, wav = time.perf_counter() - start, torch.cat(pieces, dim=-1)
     else:
         seconds, wav = timed(lambda: model.generate([PROMPT], seed=0), args.device)
-        ttfa = seconds
-    peak = peak_memory_mb(args.device)  # before the bandwidth probe allocates its buffer
-    bw = max(bw_before, read_bandwidth_gbs(args.device))  # the higher probe: the stricter bound
+        ttfa = None
+    seconds -= clock.paused  # the bandwidth probes' own time
+    ttfa = seconds if ttfa is None else ttfa
+    peak = peak_memory_mb(args.device) - (probe.megabytes if probe is not None else 0)  # not the probe's buffer
+    clock.probe = probe = None  # free the buffer before the last probe makes its own
+    bw_outside = max(bw_before, read_bandwidth_gbs(args.device))  # the higher probe: the stricter bound
+    bw = statistics.median(clock.probes) if clock.probes else bw_outside
     nbytes = step_bytes(model.lm)
     kv = kv_bytes_per_step(model.lm, len(clock.stamps))
     out = dict(engine=args.engine, steps_per_s=clock.steady_steps_per_s(), median_steps_per_s=clock.median_steps_per_s(),
                e2e_s=seconds, ttfa_s=ttfa,
                peak_mb=peak, load_mb=load_mb, samples=int(wav.shape[-1]), bandwidth_gbs=bw,
+               bandwidth_outside_gbs=bw_outside, bandwidth_probes=len(clock.probes),
                step_gb=nbytes / 1e9, bound_steps_per_s=bw * 1e9 / nbytes, kv_gb=kv / 1e9,
                full_bound_steps_per_s=bw * 1e9 / (nbytes + kv))
     if quant is not None:
@@ -257,9 +290,15 @@ def main() -> None:
         ("agreement", "token agreement", "{:.3f}"),
     ], f"MusicGen {'quick shapes' if args.quick else 'musicgen-small shape'}, {args.seconds:g} s of audio, "
        f"top-k 250, CFG 3, {args.dtype}; {machine_line(args)}")
-    bws = [r["bandwidth_gbs"] for r in rows if r.get("bandwidth_gbs")]
-    if bws:
-        print(f"\nread bandwidth measured: {', '.join(f'{b:.1f}' for b in bws)} GB/s; "
+    measured = [r for r in rows if r.get("bandwidth_gbs")]
+    if measured:
+        def source(r: dict) -> str:
+            if r.get("bandwidth_probes"):
+                return (f"{r['engine']} {r['bandwidth_gbs']:.1f} (median of {r['bandwidth_probes']} probes while "
+                        f"generating; {r['bandwidth_outside_gbs']:.1f} before/after)")
+            return f"{r['engine']} {r['bandwidth_gbs']:.1f} (before/after)"
+
+        print(f"\nread bandwidth, GB/s: {'; '.join(source(r) for r in measured)}; "
               f"fp32 step reads {next((r['step_gb'] for r in rows if r['engine'] == 'wavecraft'), float('nan')):.3f} GB")
 
 
