@@ -7,11 +7,12 @@ layer (module calls, `F.linear`'s transposes, views, separate residual adds): ~8
 weight views, norm parameters, its KV buffers, the cross-attention folded with the condition)
 and runs one position as ~15 calls per layer:
 
-    h = LN1(x);  q, k, v = h Wqkv;  cache[t] = k, v;  a = SDPA(q, K[:t+1], V[:t+1]);  x += a Wo
+    h = LN1(x);  q, k, v = h Wqkv;  cache[t] = k, v;  a = attend(q, K[:t+1], V[:t+1]);  x += a Wo
     h = LNc(x);  x += softmax_s(h A_b + mask_b) C_b                  (folded cross-attention)
     h = LN2(x);  x += GELU(h W1) W2                                  (GELU in C: in the int8 kernel, or in place)
 
-with every residual add fused into its matrix product (`torch.addmm`).
+with every residual add fused into its matrix product (`torch.addmm`), and `attend` the C
+decode-attention kernel (wavecraft/kernels/attention.c) where it applies, SDPA elsewhere.
 
 Folded cross-attention. The condition is fixed for the whole generation, so per batch row b the
 query projection folds into the keys, A_b[d, (h, s)] = sum_j Wq[h*hd + j, d] K[b, h, s, j] / sqrt(hd),
