@@ -290,35 +290,41 @@ def _weights(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _weight_shape(conv: NormConv1d | NormConvTranspose1d) -> torch.Size:
+    return (conv.weight if conv.weight is not None else conv.weight_v).shape  # no weight-norm folding
+
+
 def _audio_side_chain(modules: list[nn.Module], audio_first: bool, on_cpu: bool) -> list[_State]:
     """States for an encoder's (`audio_first`) or decoder's layers, the audio side's cheap, wide
     layers gathered into one `_SubPieces` (CPU only: elsewhere more, smaller calls cost more)."""
+    if not on_cpu:
+        return _make_chain(modules)
     n = len(modules)
     order = range(n) if audio_first else range(n - 1, -1, -1)
     cut, held = 0, 0  # how many modules from the audio side go in the sub-piece chain
     for taken, i in enumerate(order, start=1):
-        module = modules[i]
-        if isinstance(module, (LSTMBlock, nn.LSTM)) or getattr(module, "norm", None) is not None:
-            break
-        held += _weights(module)
-        if held > SUB_PIECE_WEIGHTS:
+        held += _weights(modules[i])
+        if isinstance(modules[i], LSTMBlock) or held > SUB_PIECE_WEIGHTS:
             break
         rest = taken if audio_first else n - taken  # the index where the two parts meet
         # never cut between an ELU and the convolution it is fused with
         if not (0 < rest < n and isinstance(modules[rest - 1], ELU) and isinstance(modules[rest], NormConv1d)):
             cut = taken
-    if not on_cpu or cut == 0:
+    if cut == 0:
         return _make_chain(modules)
     inner = modules[:cut] if audio_first else modules[n - cut :]
-    rate, width, widest = 1.0, 1, 1.0  # relative to the inner chain's input samples
+    rate, widest = 1.0, 1.0  # floats per sample of the inner chain's input
     for module in inner:
         if isinstance(module, NormConv1d):
-            rate, width = rate / module.stride, module.conv_weight().shape[0]
+            cout, cin, _ = _weight_shape(module)
+            widest = max(widest, rate * cin)
+            rate /= module.stride
+            widest = max(widest, rate * cout)
         elif isinstance(module, NormConvTranspose1d):
-            rate, width = rate * module.stride, module.conv_weight().shape[1]
-        elif isinstance(module, ResBlock):
-            width = max(width, module.block[1].conv_weight().shape[1])
-        widest = max(widest, rate * width)
+            cin, cout, _ = _weight_shape(module)
+            widest = max(widest, rate * cin)
+            rate *= module.stride
+            widest = max(widest, rate * cout)
     sub = _SubPieces(_make_chain(inner), max(1, int(SUB_PIECE_FLOATS / widest)))
     return [sub, *_make_chain(modules[cut:])] if audio_first else [*_make_chain(modules[: n - cut]), sub]
 

@@ -49,14 +49,21 @@ HEADERS = sorted(Path(__file__).parent.glob("*.h"))
 FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512dq", "-fopenmp", "-shared", "-fPIC"]
 
 
-def _cpu_has_avx512() -> bool:
+@lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux on x86-64), empty elsewhere."""
     if platform.machine() not in ("x86_64", "AMD64"):
-        return False
+        return frozenset()
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return all(f" {flag}" in flags for flag in ("avx512f", "avx512bw", "avx512dq"))
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def _cpu_has_avx512() -> bool:
+    return {"avx512f", "avx512bw", "avx512dq"} <= _cpu_flags()
 
 
 def cache_folder() -> Path:
@@ -108,10 +115,7 @@ def _library() -> ctypes.CDLL | None:
 
 
 def _cpu_has_vnni() -> bool:
-    try:
-        return " avx512_vnni" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    return "avx512_vnni" in _cpu_flags()
 
 
 VNNI_MAX_K = 16384  # the kernel's activation buffer
@@ -123,9 +127,8 @@ def int8_matmul(split_activations: bool | None = None
     """`f(x, qweight, scales, bias, gelu=False)` -> x @ (qweight * scales[:, None]).T (+ bias), then
     GELU if asked (as `F.gelu` to a few 1e-7), for CPU fp32 x [M, K] with M <= 2 and a weight
     `int8_matmul_fits` accepts (int8 [N, K]), fp32 scales [N]; None when the kernel is not
-    available here. `split_activations`: multiply with the
-    activations as two int8 pieces (~15 bits, AVX512-VNNI, K % 64 == 0) or in fp32 (False);
-    None: the pieces wherever they apply."""
+    available here. `split_activations`: multiply with the activations as two int8 pieces (~15
+    bits; AVX512-VNNI, K % 64 == 0) or in fp32 (False); None: the pieces wherever they apply."""
     lib = _library()
     if lib is None or (split_activations and not _cpu_has_vnni()):
         return None

@@ -21,6 +21,9 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
 #define VNNI_MAX_K 16384
 
+/* bytes ahead to prefetch: the next block of four rows, at least 16 KB */
+static inline int64_t prefetch_distance(int64_t K) { return 4 * K > 16384 ? 4 * K : 16384; }
+
 #define LOAD_W(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
 
 static void rows4(const float *x, int64_t M, const int8_t *r, int64_t K, float *acc /* [M][4] */, int64_t ahead) {
@@ -115,7 +118,7 @@ VNNI static void matmul_vnni(const float *x, int64_t M, const int8_t *q, const f
     uint8_t xq[2 * 2 * VNNI_MAX_K] __attribute__((aligned(64)));
     float s[2][2];
     for (int64_t m = 0; m < M; m++) split_row(x + m * K, K, xq + m * 2 * K, s[m]);
-    int64_t ahead = 4 * K > 16384 ? 4 * K : 16384;
+    int64_t ahead = prefetch_distance(K);
     #pragma omp parallel
     {
         int64_t nt = omp_get_num_threads(), id = omp_get_thread_num(), lo = N / 4 * id / nt, hi = N / 4 * (id + 1) / nt;
@@ -137,7 +140,7 @@ VNNI static void matmul_vnni(const float *x, int64_t M, const int8_t *q, const f
 
 static void matmul_fp32(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
                         float *y, int64_t N, int64_t K, int64_t gelu) {
-    int64_t ahead = 4 * K > 16384 ? 4 * K : 16384;  /* the next block of rows, at least 16 KB ahead */
+    int64_t ahead = prefetch_distance(K);
     #pragma omp parallel
     {
         int64_t nt = omp_get_num_threads(), id = omp_get_thread_num(), lo = N / 4 * id / nt, hi = N / 4 * (id + 1) / nt;

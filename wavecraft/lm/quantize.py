@@ -11,8 +11,8 @@ speed the weights stream from memory: fewer bytes per weight is the lever on CPU
 Only weights are quantised; activations, layer norms, embeddings and attention keep the model's
 dtype, except that an fp32 model's KV cache is kept in bfloat16 (see `quantize_lm`). On CPU,
 int8 products of one or two rows (decoding) run the C kernel of `wavecraft/kernels` (activations
-carried as two int8 pieces, ~15 bits, on CPUs with AVX512-VNNI, else fp32; fp32 sums); the rest run PyTorch's packed kernels (`aten._weight_int8pack_mm`,
-`aten._weight_int4pack_mm_for_cpu`), which take bfloat16 activations and accumulate in fp32: the
+carried as two int8 pieces, ~15 bits, on CPUs with AVX512-VNNI, else fp32; fp32 sums); the rest
+run PyTorch's packed kernels (`aten._weight_int8pack_mm`, `aten._weight_int4pack_mm_for_cpu`), which take bfloat16 activations and accumulate in fp32: the
 input of such a layer is rounded to bfloat16 and its output comes back in bfloat16, part of the
 measured quality cost (docs/performance.md). Elsewhere (CUDA, or a PyTorch without the kernels)
 the weight is dequantised on the fly: the same numbers, slower. Quantisation is deterministic,
