@@ -24,7 +24,8 @@ so cross-attention adds exactly zero to them: they are skipped, and B counts the
 only (one prompt at musicgen-small's shape: folded up to 63 text tokens).
 
 Quantised linear layers are called as they are (their kernels are the product); everything else
-is the same plan. `LeanStep` is for inference only and is rebuilt for every `DecodeState`.
+is the same plan. With int8 weights the whole step is one C call where the model allows it
+(`Int8Step`, wavecraft/lm/int8_step.py; `fused=False` keeps the Python-driven step). `LeanStep` is for inference only and is rebuilt for every `DecodeState`.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import attention_decode, gelu
+from .int8_step import Int8Step
 from .transformer import CrossKV, KVCache, Rotary, Transformer, TransformerLayer, _attend
 
 Tensor = torch.Tensor
@@ -201,12 +203,15 @@ class LeanStep:
     """`Transformer.forward` for one position x [B, D] at position t, through a KV cache."""
 
     def __init__(self, transformer: Transformer, cache: KVCache, cross: CrossKV | None,
-                 self_mask: Tensor | None = None) -> None:
+                 self_mask: Tensor | None = None, fused: bool = True) -> None:
         self.transformer, self.cache = transformer, cache
         self.self_mask = self_mask  # [B, 1, 1, max_len] bool over key positions, or None
         self.layers = [_LayerPlan(layer, cache.keys[i], cache.values[i], cross, i)
                        for i, layer in enumerate(transformer.layers)]
         self.attend = _attention()
+        live = [0 if layer.cross_attn is None or cross is None else _live_rows(layer, cross.values[i])
+                for i, layer in enumerate(transformer.layers)]
+        self.fused = Int8Step.build(transformer, cache, cross, live, self_mask) if fused else None
 
     def __call__(self, x: Tensor, t: int) -> Tensor:
         tr = self.transformer
@@ -218,6 +223,10 @@ class LeanStep:
         if tr.rotary is not None:
             cos, sin = tr.rotary.tables(t + 1, x.device, x.dtype)
             rope = (cos[t : t + 1], sin[t : t + 1])
+        if self.fused is not None:
+            x = self.fused(x, t)
+            self.cache.length = t + 1
+            return x
         mask = None if self.self_mask is None else self.self_mask[..., : t + 1]
         B = x.shape[0]
         for p in self.layers:
