@@ -14,9 +14,10 @@
 * `attention.c` (LM decoding): one query position against the KV cache. PyTorch's CPU attention
   has a fixed cost of ~75 us a call and reads a 250-position bfloat16 cache at half the memory's
   speed; this reads it at the memory's speed, fp32 or bfloat16 cache, fp32 query and output.
-* `decode_step.c` (LM decoding, int8 weights): a whole decode step, every layer, in one call and
-  one thread team, from the same pieces as the kernels above (`int8_rows.h`, `attention_pair.h`):
-  driving the step from Python costs ~15 calls and thread-team starts per layer.
+* `decode_step.c` (LM decoding, int8 or fp32 weights): a whole decode step, every layer, in one
+  call and one thread team, from the same pieces as the kernels above (`int8_rows.h`,
+  `attention_pair.h`): driving the step from Python costs ~15 calls and thread-team starts per
+  layer.
 * `lstm.c` (the codec's LSTM at batch <= 4): one recurrent layer over a whole piece of time in a
   single call. Every step is a matrix-vector product with the 16 MB recurrent matrix (read from
   L3), so it walks each hidden unit's four gate rows at once, alternates the direction of that walk
@@ -114,9 +115,9 @@ def _library() -> ctypes.CDLL | None:
     lib.wavecraft_attention_decode.argtypes = [pointer, size, size, pointer, pointer, size, size, size, size, size,
                                                size, ctypes.c_float, pointer, size, pointer, size]
     lib.wavecraft_attention_decode.restype = ctypes.c_int
-    lib.wavecraft_int8_decode_step.argtypes = [pointer, size, size, size, size, size, pointer, size, size, size, size,
-                                               pointer, size, size, size, pointer, size, size, ctypes.c_float, pointer]
-    lib.wavecraft_int8_decode_step.restype = ctypes.c_int
+    lib.wavecraft_decode_step.argtypes = [pointer, size, size, size, size, size, pointer, size, size, size, size, size,
+                                          pointer, size, size, size, pointer, size, size, ctypes.c_float, pointer]
+    lib.wavecraft_decode_step.restype = ctypes.c_int
     lib.wavecraft_decode_slots.restype = ctypes.c_int
     return lib
 
@@ -306,68 +307,81 @@ def gelu() -> Callable[[torch.Tensor], torch.Tensor] | None:
 # The fused step's table: one row per layer of these pointers (decode_step.c's slots, in order).
 DECODE_STEP_SLOTS = ("ln1_w", "ln1_b", "qkv_q", "qkv_s", "out_q", "out_s", "lnc_w", "lnc_b", "cq_q", "cq_s", "co_q",
                      "co_s", "cross_k", "cross_v", "ln2_w", "ln2_b", "up_q", "up_s", "down_q", "down_s", "cache_k",
-                     "cache_v")
+                     "cache_v", "fold_a", "fold_c", "fold_bias")
 
 
 @lru_cache(maxsize=1)
-def int8_decode_step() -> Callable[..., None] | None:
-    """`f(x, layers, heads, ffn, t, cache, self_allowed, live, cross_keys, cross_allowed, eps, scratch)`
-    runs one decode step of every layer over x [B, D] (fp32, contiguous, B <= 2), in place
-    (wavecraft/kernels/decode_step.c): `layers` int64 [L, len(DECODE_STEP_SLOTS)] of data
-    pointers, `cache` one layer's KV buffer (all layers alike: [B, H, max_len, hd], fp32 or
-    bfloat16), `self_allowed` bool [B | 1, max_len] or None, `live` the leading rows that get
-    cross-attention, `cross_keys` one layer's cross keys ([live, H, S, hd], contiguous) or None,
-    `cross_allowed` bool [live, S] or None, `scratch` fp32 of `decode_scratch_size(B, D, ffn)`.
-    Raises ValueError for shapes the kernel does not take. None without an AVX512-VNNI CPU (or
-    the kernels)."""
+def decode_step() -> Callable[..., None] | None:
+    """`f(x, layers, fp32=, heads=, ffn=, t=, cache=, self_allowed=, live=, cond_length=, cross_keys=,
+    cross_allowed=, eps=, scratch=)` runs one decode step of every layer over x [B, D] (fp32,
+    contiguous, B <= 2), in place (wavecraft/kernels/decode_step.c): `layers` int64
+    [L, len(DECODE_STEP_SLOTS)] of data pointers (the *_q slots int8 weights with fp32 *_s scales,
+    or fp32 weights when `fp32`), `cache` one layer's KV buffer (all layers alike:
+    [B, H, max_len, hd], fp32 or bfloat16), `self_allowed` bool [B | 1, max_len] or None, `live`
+    the leading rows that get cross-attention over `cond_length` keys, `cross_keys` one layer's
+    cross keys ([live, H, S, hd], contiguous) or None, `cross_allowed` bool [live, S] or None,
+    `scratch` fp32 of `decode_scratch_size(B, D, ffn, H * S)`. Raises ValueError for inputs the
+    kernel does not take. None without the kernels; int8 weights also need AVX512-VNNI
+    (`decode_step_takes_int8`)."""
     lib = _library()
-    if lib is None or not _cpu_has_vnni():
+    if lib is None:
         return None
     if lib.wavecraft_decode_slots() != len(DECODE_STEP_SLOTS):
         raise RuntimeError("wavecraft: decode_step.c and DECODE_STEP_SLOTS disagree")
-    call = lib.wavecraft_int8_decode_step
+    call = lib.wavecraft_decode_step
 
-    def run(x: torch.Tensor, layers: torch.Tensor, heads: int, ffn: int, t: int, cache: torch.Tensor,
-            self_allowed: torch.Tensor | None, live: int, cross_keys: torch.Tensor | None,
+    def run(x: torch.Tensor, layers: torch.Tensor, *, fp32: bool, heads: int, ffn: int, t: int, cache: torch.Tensor,
+            self_allowed: torch.Tensor | None, live: int, cond_length: int, cross_keys: torch.Tensor | None,
             cross_allowed: torch.Tensor | None, eps: float, scratch: torch.Tensor) -> None:
         B, D = x.shape
+        S = cond_length
         ok = (x.dtype == torch.float32 and x.is_contiguous() and layers.dtype == torch.int64 and layers.is_contiguous()
               and layers.shape[1] == len(DECODE_STEP_SLOTS) and cache.dim() == 4 and cache.shape[:2] == (B, heads)
               and cache.dtype in (torch.float32, torch.bfloat16) and cache.stride(3) == 1
-              and cache.stride(2) == cache.shape[3] and t < cache.shape[2]
-              and scratch.numel() >= decode_scratch_size(B, D, ffn) and scratch.dtype == torch.float32)
-        S, cross_bf16 = 0, 0
+              and cache.stride(2) == cache.shape[3] and 0 <= t < cache.shape[2] and 0 <= live <= B
+              and scratch.numel() >= decode_scratch_size(B, D, ffn, heads * S) and scratch.dtype == torch.float32)
+        cross_bf16 = 0
         if cross_keys is not None:
-            ok = ok and cross_keys.is_contiguous() and cross_keys.shape[:2] == (live, heads)
+            ok = ok and cross_keys.is_contiguous() and cross_keys.shape[:3] == (live, heads, S)
             ok = ok and cross_keys.dtype in (torch.float32, torch.bfloat16)
-            S, cross_bf16 = cross_keys.shape[2], int(cross_keys.dtype == torch.bfloat16)
+            cross_bf16 = int(cross_keys.dtype == torch.bfloat16)
         for flags, rows, width in ((self_allowed, B, t + 1), (cross_allowed, live, S)):
             if flags is not None:
                 ok = ok and flags.dtype == torch.bool and flags.dim() == 2 and flags.stride(1) == 1
                 ok = ok and flags.shape[0] in (1, rows) and flags.shape[1] >= width
-        if not ok or call(x.data_ptr(), B, D, heads, ffn, layers.shape[0], layers.data_ptr(), t, cache.stride(0),
-                          cache.stride(1), int(cache.dtype == torch.bfloat16),
+        if not ok or call(x.data_ptr(), B, D, heads, ffn, layers.shape[0], layers.data_ptr(), int(fp32), t,
+                          cache.stride(0), cache.stride(1), int(cache.dtype == torch.bfloat16),
                           0 if self_allowed is None else self_allowed.data_ptr(), _row_stride(self_allowed, B), live, S,
                           0 if cross_allowed is None else cross_allowed.data_ptr(), _row_stride(cross_allowed, live),
                           cross_bf16, eps, scratch.data_ptr()):
-            raise ValueError(f"int8 decode step: unsupported inputs (x {tuple(x.shape)}, cache {tuple(cache.shape)} "
-                             f"{cache.dtype}, heads {heads}, ffn {ffn}, t {t})")
+            raise ValueError(f"decode step: unsupported inputs (x {tuple(x.shape)}, cache {tuple(cache.shape)} "
+                             f"{cache.dtype}, heads {heads}, ffn {ffn}, t {t}, live {live})")
 
     return run
+
+
+def decode_step_takes_int8() -> bool:
+    """Whether `decode_step` runs int8 weights here (it needs AVX512-VNNI)."""
+    return _library() is not None and _cpu_has_vnni()
 
 
 def _row_stride(flags: torch.Tensor | None, rows: int) -> int:
     return 0 if flags is None or flags.shape[0] != rows or rows == 1 else flags.stride(0)
 
 
-def int8_decode_step_fits(batch: int, dim: int, heads: int, ffn: int, positions: int, cond_length: int) -> bool:
-    """Whether `int8_decode_step` takes a model of this shape (a cache of `positions`, a condition
-    of `cond_length` tokens)."""
+def decode_step_fits(batch: int, dim: int, heads: int, ffn: int, positions: int, cond_length: int) -> bool:
+    """Whether `decode_step` takes a model of this shape (a cache of `positions`, a condition of
+    `cond_length` tokens)."""
     return (1 <= batch <= 2 and dim % 64 == 0 and ffn % 64 == 0 and max(dim, ffn) <= VNNI_MAX_K
             and dim % heads == 0 and dim // heads in ATTENTION_HEAD_DIMS
             and max(positions, cond_length) <= ATTENTION_MAX_POSITIONS)
 
 
-def decode_scratch_size(batch: int, dim: int, ffn: int) -> int:
-    """fp32 numbers of scratch `int8_decode_step` needs (its activations and the int8 pieces)."""
-    return 5 * batch * dim + batch * ffn + (2 * batch * max(dim, ffn) + 3) // 4
+def fold_width(heads: int, cond_length: int) -> int:
+    """Rows of a folded cross-attention's A^T (and columns of its C^T): H * S rounded up to 16."""
+    return (heads * cond_length + 15) // 16 * 16
+
+
+def decode_scratch_size(batch: int, dim: int, ffn: int, scores: int = 0) -> int:
+    """fp32 numbers of scratch `decode_step` needs (activations, folded scores, int8 pieces)."""
+    return 5 * batch * dim + batch * ffn + batch * ((scores + 15) // 16 * 16) + (2 * batch * max(dim, ffn) + 3) // 4

@@ -1,19 +1,25 @@
-/* One decode step of a whole pre-norm transformer with int8 weights, in one call:
+/* One decode step of a whole pre-norm transformer, in one call:
  *
  *   for each layer:  x += Wo attend(q, K[:t+1], V[:t+1])   with q, k, v = Wqkv LN1(x), k and v written at t
- *                    x[:live] += Wco attend(Wcq LNc(x[:live]), cross K, cross V)    (if the layer has it)
+ *                    x[:live] += cross-attention of LNc(x[:live])                   (if the layer has it)
  *                    x += Wdown GELU(Wup LN2(x))
  *
- * for B <= 2 rows (a prompt and its classifier-free-guidance null row). Driving the same step from
- * Python costs ~15 calls per layer, ~6 ms a step at musicgen-small's 24 layers on a 2-core machine
- * (a quarter of an int8 step), and every product opens and closes its own thread team. Here one
- * team runs the whole step, meeting at a barrier between dependent phases. The products, the
- * attention and GELU are the same code as the separate kernels (int8_rows.h, attention_pair.h,
- * vecmath.h), so only the layer norm's summation order differs from the Python-driven step.
+ * for B <= 2 rows (a prompt and its classifier-free-guidance null row), with int8 weights (and
+ * fp32 scales) or fp32 weights. Driving the same step from Python costs ~15 calls per layer, ~6 ms
+ * a step at musicgen-small's 24 layers on a 2-core machine (a quarter of an int8 step), and every
+ * product opens and closes its own thread team. Here one team runs the whole step, meeting at a
+ * barrier between dependent phases. The int8 products, the attention and GELU are the same code
+ * as the separate kernels (int8_rows.h, attention_pair.h, vecmath.h); the fp32 products, the
+ * layer norm and the folded cross-attention sum in another order than PyTorch.
  *
- * Needs AVX512-VNNI (activations as two int8 pieces), no biases in the linear layers, D and F
- * multiples of 64 up to VNNI_MAX_K, a head size of 32, 64 or 128, a KV cache [B, H, L, hd] in fp32
- * or bfloat16 and cross keys/values [live, H, S, hd] contiguous, fp32 or bfloat16. */
+ * Cross-attention is either through the projections (Wcq, then attention over the cross keys and
+ * values, then Wco) or folded (see wavecraft/lm/lean_step.py): scores = A_b^T h, a softmax per
+ * head over its S keys (plus a -inf bias where masked), x += C_b^T p, with A_b^T [HSp, D] and
+ * C_b^T [D, HSp] fp32 per live row, HSp = H * S rounded up to 16 (padding rows and columns zero).
+ *
+ * Needs AVX512-VNNI for int8 (activations as two int8 pieces), no biases in the linear layers,
+ * D and F multiples of 64 up to VNNI_MAX_K, a head size of 32, 64 or 128, a KV cache [B, H, L, hd]
+ * in fp32 or bfloat16 and cross keys/values [live, H, S, hd] contiguous, fp32 or bfloat16. */
 #include <math.h>
 #include <stdint.h>
 #include <immintrin.h>
@@ -24,7 +30,7 @@
 
 /* pointer slots of one layer in the `layers` table (0: absent; the cross slots all absent or all set) */
 enum { LN1_W, LN1_B, QKV_Q, QKV_S, OUT_Q, OUT_S, LNC_W, LNC_B, CQ_Q, CQ_S, CO_Q, CO_S, CROSS_K, CROSS_V,
-       LN2_W, LN2_B, UP_Q, UP_S, DOWN_Q, DOWN_S, CACHE_K, CACHE_V, SLOTS };
+       LN2_W, LN2_B, UP_Q, UP_S, DOWN_Q, DOWN_S, CACHE_K, CACHE_V, FOLD_A, FOLD_C, FOLD_BIAS, SLOTS };
 
 int wavecraft_decode_slots(void) { return SLOTS; }
 
@@ -65,25 +71,92 @@ static void store_row(const float *src, void *dst, int64_t n, int64_t bf16) {
         for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = src[i];
 }
 
+
+/* four fp32 weight rows against M <= 2 fp32 activation rows */
+static inline void f32_rows4(const float *x, int64_t M, const float *r, int64_t K, float *acc, int64_t ahead) {
+    __m512 a[2][4];
+    for (int m = 0; m < 2; m++)
+        for (int j = 0; j < 4; j++) a[m][j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K; i += 16) {
+        for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(r + j * K + i + ahead), _MM_HINT_T0);
+        __m512 x0 = _mm512_loadu_ps(x + i), x1 = M > 1 ? _mm512_loadu_ps(x + K + i) : x0;
+        for (int j = 0; j < 4; j++) {
+            __m512 w = _mm512_loadu_ps(r + j * K + i);
+            a[0][j] = _mm512_fmadd_ps(w, x0, a[0][j]);
+            if (M > 1) a[1][j] = _mm512_fmadd_ps(w, x1, a[1][j]);
+        }
+    }
+    for (int64_t m = 0; m < M; m++)
+        for (int j = 0; j < 4; j++) acc[m * 4 + j] = _mm512_reduce_add_ps(a[m][j]);
+}
+
+/* outputs [4 lo, 4 hi) of x [M, K] times fp32 w [N, K]^T into y [M, N] (added to it when accumulate) */
+static void f32_span(const float *x, int64_t M, const float *w, float *y, int64_t N, int64_t K, int64_t lo, int64_t hi,
+                     int accumulate) {
+    int64_t ahead = (4 * K > 4096 ? 4 * K : 4096);  /* floats: the next block of four rows */
+    for (int64_t b = lo; b < hi; b++) {
+        float acc[8];
+        int64_t o = 4 * b;
+        f32_rows4(x, M, w + o * K, K, acc, ahead);
+        for (int64_t m = 0; m < M; m++)
+            for (int j = 0; j < 4; j++) y[m * N + o + j] = accumulate ? y[m * N + o + j] + acc[m * 4 + j] : acc[m * 4 + j];
+    }
+}
+
+/* the M input rows a product needs: their int8 pieces for int8 weights, nothing for fp32 */
+VNNI static void prepare(int64_t fp32, const float *in, int64_t M, int64_t K, uint8_t *xq, float (*s)[2]) {
+    if (!fp32)
+        for (int64_t m = 0; m < M; m++) split_row(in + m * K, K, xq + m * 2 * K, s[m]);
+}
+
+/* this thread's outputs [4 lo, 4 hi) of in [M, K] times the layer's weight in `slot` */
+VNNI static void product(int64_t fp32, const int64_t *layer, int slot, const float *in, const uint8_t *xq, float (*s)[2],
+                         int64_t M, float *y, int64_t N, int64_t K, int64_t lo, int64_t hi, int accumulate) {
+    if (fp32)
+        f32_span(in, M, (const float *)(intptr_t)layer[slot], y, N, K, lo, hi, accumulate);
+    else
+        vnni_span(xq, (const float (*)[2])s, M, (const int8_t *)(intptr_t)layer[slot],
+                  (const float *)(intptr_t)layer[slot + 1], 0, y, N, K, lo, hi, accumulate);
+}
+
+/* softmax over each head's S scores of `live` rows of HSp, after adding the bias; padding zeroed */
+static void fold_softmax(float *sc, const float *bias, int64_t live, int64_t H, int64_t S, int64_t HSp) {
+    for (int64_t b = 0; b < live; b++) {
+        float *r = sc + b * HSp;
+        for (int64_t head = 0; head < H; head++) {
+            float *p = r + head * S, best = -INFINITY, sum = 0.0f;
+            for (int64_t j = 0; j < S; j++) {
+                if (bias) p[j] += bias[b * HSp + head * S + j];
+                best = p[j] > best ? p[j] : best;
+            }
+            for (int64_t j = 0; j < S; j++) sum += (p[j] = expf(p[j] - best));
+            for (int64_t j = 0; j < S; j++) p[j] /= sum;
+        }
+        for (int64_t j = H * S; j < HSp; j++) r[j] = 0.0f;
+    }
+}
+
 #define PTR(slot, T) ((T)(intptr_t)layer[slot])
 
-/* x [B, D] is updated in place. layers [L][SLOTS]; t: the position written and attended up to;
- * cache strides kv_b, kv_h in elements (positions at stride hd); allowed: self-attention key flags
- * [B, >= t + 1] at stride ab (0: one row for all) or NULL; cross: live leading rows, S keys, flags
- * [live, S] at stride cab or NULL; scratch: at least 5 * B * D + B * F floats, then 2 * B * max(D, F)
- * bytes. Returns 1 for what it does not handle, 0 on success. */
-VNNI int wavecraft_int8_decode_step(float *x, int64_t B, int64_t D, int64_t H, int64_t F, int64_t L,
-                                    const int64_t *layers, int64_t t, int64_t kv_b, int64_t kv_h, int64_t kv_bf16,
-                                    const uint8_t *allowed, int64_t ab, int64_t live, int64_t S,
-                                    const uint8_t *cross_allowed, int64_t cab, int64_t cross_bf16, float eps,
-                                    float *scratch) {
-    int64_t hd = D / H;
+/* x [B, D] is updated in place. layers [L][SLOTS]; fp32: 1 for fp32 weights (the *_S slots unused),
+ * 0 for int8; t: the position written and attended up to; cache strides kv_b, kv_h in elements
+ * (positions at stride hd); allowed: self-attention key flags [B, >= t + 1] at stride ab (0: one
+ * row for all) or NULL; cross: live leading rows, S keys, flags [live, S] at stride cab or NULL
+ * (through the projections; a folded layer has its mask in FOLD_BIAS); scratch: at least
+ * 5 * B * D + B * F + B * HSp floats, then 2 * B * max(D, F) bytes. Returns 1 for what it does not
+ * handle, 0 on success. */
+VNNI int wavecraft_decode_step(float *x, int64_t B, int64_t D, int64_t H, int64_t F, int64_t L, const int64_t *layers,
+                               int64_t fp32, int64_t t, int64_t kv_b, int64_t kv_h, int64_t kv_bf16,
+                               const uint8_t *allowed, int64_t ab, int64_t live, int64_t S,
+                               const uint8_t *cross_allowed, int64_t cab, int64_t cross_bf16, float eps,
+                               float *scratch) {
+    int64_t hd = D / H, HSp = (H * S + 15) / 16 * 16;
     if (B < 1 || B > 2 || live < 0 || live > B || D % 64 || F % 64 || D > VNNI_MAX_K || F > VNNI_MAX_K
         || D != H * hd || (hd != 32 && hd != 64 && hd != 128) || t < 0 || t + 1 > MAX_POSITIONS
-        || S > MAX_POSITIONS || !__builtin_cpu_supports("avx512vnni"))
+        || S > MAX_POSITIONS || (!fp32 && !__builtin_cpu_supports("avx512vnni")))
         return 1;
-    float *h = scratch, *att = h + B * D, *qkv = att + B * D, *ff = qkv + 3 * B * D;
-    uint8_t *xq = (uint8_t *)(ff + B * F);
+    float *h = scratch, *att = h + B * D, *qkv = att + B * D, *ff = qkv + 3 * B * D, *sc = ff + B * F;
+    uint8_t *xq = (uint8_t *)(sc + B * HSp);
     float s[2][2];
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t kv_size = kv_bf16 ? 2 : 4, cross_size = cross_bf16 ? 2 : 4;
@@ -93,6 +166,7 @@ VNNI int wavecraft_int8_decode_step(float *x, int64_t B, int64_t D, int64_t H, i
         int64_t lo_d = D / 4 * id / nt, hi_d = D / 4 * (id + 1) / nt;
         int64_t lo_3d = 3 * D / 4 * id / nt, hi_3d = 3 * D / 4 * (id + 1) / nt;
         int64_t lo_f = F / 4 * id / nt, hi_f = F / 4 * (id + 1) / nt;
+        int64_t lo_s = HSp / 4 * id / nt, hi_s = HSp / 4 * (id + 1) / nt;
         float scores[MAX_POSITIONS];
         for (int64_t l = 0; l < L; l++) {
             const int64_t *layer = layers + l * SLOTS;
@@ -100,10 +174,9 @@ VNNI int wavecraft_int8_decode_step(float *x, int64_t B, int64_t D, int64_t H, i
             #pragma omp single
             {
                 layer_norm(x, B, D, PTR(LN1_W, const float *), PTR(LN1_B, const float *), eps, h);
-                for (int64_t m = 0; m < B; m++) split_row(h + m * D, D, xq + m * 2 * D, s[m]);
+                prepare(fp32, h, B, D, xq, s);
             }
-            vnni_span(xq, (const float (*)[2])s, B, PTR(QKV_Q, const int8_t *), PTR(QKV_S, const float *), 0, qkv,
-                      3 * D, D, lo_3d, hi_3d, 0);
+            product(fp32, layer, QKV_Q, h, xq, s, B, qkv, 3 * D, D, lo_3d, hi_3d, 0);
             #pragma omp barrier
             #pragma omp for schedule(static)
             for (int64_t pair = 0; pair < B * H; pair++) {
@@ -117,47 +190,52 @@ VNNI int wavecraft_int8_decode_step(float *x, int64_t B, int64_t D, int64_t H, i
                             kv_bf16);
             }
             #pragma omp single
-            for (int64_t m = 0; m < B; m++) split_row(att + m * D, D, xq + m * 2 * D, s[m]);
-            vnni_span(xq, (const float (*)[2])s, B, PTR(OUT_Q, const int8_t *), PTR(OUT_S, const float *), 0, x, D, D,
-                      lo_d, hi_d, 1);
+            prepare(fp32, att, B, D, xq, s);
+            product(fp32, layer, OUT_Q, att, xq, s, B, x, D, D, lo_d, hi_d, 1);
             #pragma omp barrier
             /* cross-attention, leading `live` rows */
-            if (layer[CQ_Q] && live > 0) {
+            if (live > 0 && (layer[FOLD_A] || layer[CQ_Q])) {
                 #pragma omp single
                 {
                     layer_norm(x, live, D, PTR(LNC_W, const float *), PTR(LNC_B, const float *), eps, h);
-                    for (int64_t m = 0; m < live; m++) split_row(h + m * D, D, xq + m * 2 * D, s[m]);
+                    if (!layer[FOLD_A]) prepare(fp32, h, live, D, xq, s);
                 }
-                vnni_span(xq, (const float (*)[2])s, live, PTR(CQ_Q, const int8_t *), PTR(CQ_S, const float *), 0, qkv,
-                          D, D, lo_d, hi_d, 0);
-                #pragma omp barrier
-                #pragma omp for schedule(static)
-                for (int64_t pair = 0; pair < live * H; pair++) {
-                    int64_t b = pair / H, head = pair % H, off = ((b * H + head) * S * hd) * cross_size;
-                    attend_pair(qkv + b * D + head * hd, PTR(CROSS_K, const char *) + off, PTR(CROSS_V, const char *) + off,
-                                S, hd, scale, cross_allowed ? cross_allowed + b * cab : 0, scores, att + b * D + head * hd,
-                                cross_bf16);
+                if (layer[FOLD_A]) {
+                    for (int64_t b = 0; b < live; b++)
+                        f32_span(h + b * D, 1, PTR(FOLD_A, const float *) + b * HSp * D, sc + b * HSp, HSp, D, lo_s, hi_s, 0);
+                    #pragma omp barrier
+                    #pragma omp single
+                    fold_softmax(sc, PTR(FOLD_BIAS, const float *), live, H, S, HSp);
+                    for (int64_t b = 0; b < live; b++)
+                        f32_span(sc + b * HSp, 1, PTR(FOLD_C, const float *) + b * D * HSp, x + b * D, D, HSp, lo_d, hi_d, 1);
+                } else {
+                    product(fp32, layer, CQ_Q, h, xq, s, live, qkv, D, D, lo_d, hi_d, 0);
+                    #pragma omp barrier
+                    #pragma omp for schedule(static)
+                    for (int64_t pair = 0; pair < live * H; pair++) {
+                        int64_t b = pair / H, head = pair % H, off = ((b * H + head) * S * hd) * cross_size;
+                        attend_pair(qkv + b * D + head * hd, PTR(CROSS_K, const char *) + off,
+                                    PTR(CROSS_V, const char *) + off, S, hd, scale,
+                                    cross_allowed ? cross_allowed + b * cab : 0, scores, att + b * D + head * hd, cross_bf16);
+                    }
+                    #pragma omp single
+                    prepare(fp32, att, live, D, xq, s);
+                    product(fp32, layer, CO_Q, att, xq, s, live, x, D, D, lo_d, hi_d, 1);
                 }
-                #pragma omp single
-                for (int64_t m = 0; m < live; m++) split_row(att + m * D, D, xq + m * 2 * D, s[m]);
-                vnni_span(xq, (const float (*)[2])s, live, PTR(CO_Q, const int8_t *), PTR(CO_S, const float *), 0, x,
-                          D, D, lo_d, hi_d, 1);
                 #pragma omp barrier
             }
             /* feed-forward */
             #pragma omp single
             {
                 layer_norm(x, B, D, PTR(LN2_W, const float *), PTR(LN2_B, const float *), eps, h);
-                for (int64_t m = 0; m < B; m++) split_row(h + m * D, D, xq + m * 2 * D, s[m]);
+                prepare(fp32, h, B, D, xq, s);
             }
-            vnni_span(xq, (const float (*)[2])s, B, PTR(UP_Q, const int8_t *), PTR(UP_S, const float *), 0, ff, F, D,
-                      lo_f, hi_f, 0);
+            product(fp32, layer, UP_Q, h, xq, s, B, ff, F, D, lo_f, hi_f, 0);
             for (int64_t m = 0; m < B; m++) gelu_span(ff + m * F + 4 * lo_f, ff + m * F + 4 * lo_f, 4 * (hi_f - lo_f));
             #pragma omp barrier
             #pragma omp single
-            for (int64_t m = 0; m < B; m++) split_row(ff + m * F, F, xq + m * 2 * F, s[m]);
-            vnni_span(xq, (const float (*)[2])s, B, PTR(DOWN_Q, const int8_t *), PTR(DOWN_S, const float *), 0, x, D, F,
-                      lo_d, hi_d, 1);
+            prepare(fp32, ff, B, F, xq, s);
+            product(fp32, layer, DOWN_Q, ff, xq, s, B, x, D, F, lo_d, hi_d, 1);
             #pragma omp barrier
         }
     }

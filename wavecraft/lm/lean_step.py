@@ -24,8 +24,9 @@ so cross-attention adds exactly zero to them: they are skipped, and B counts the
 only (one prompt at musicgen-small's shape: folded up to 63 text tokens).
 
 Quantised linear layers are called as they are (their kernels are the product); everything else
-is the same plan. With int8 weights the whole step is one C call where the model allows it
-(`Int8Step`, wavecraft/lm/int8_step.py; `fused=False` keeps the Python-driven step). `LeanStep` is for inference only and is rebuilt for every `DecodeState`.
+is the same plan. Where the model allows it (int8 or fp32 weights, MusicGen's layer shapes) the
+whole step is one C call instead (`FusedStep`, wavecraft/lm/fused_step.py, built from this plan's
+folds; `fused=False` keeps the Python-driven step). `LeanStep` is for inference only and is rebuilt for every `DecodeState`.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import attention_decode, gelu
-from .int8_step import Int8Step
+from .fused_step import Fold, FusedStep
 from .transformer import CrossKV, KVCache, Rotary, Transformer, TransformerLayer, _attend
 
 Tensor = torch.Tensor
@@ -173,6 +174,12 @@ def _fold_pays(layer: TransformerLayer, keys: Tensor) -> bool:
     return plain and B * H * S < H * hd
 
 
+def _fold_of(cross: Callable[[Tensor, Tensor], Tensor] | None) -> Fold | None:
+    """A layer plan's folded cross-attention as (A, C, bias), or None where it projects."""
+    inner = cross.inner if isinstance(cross, _LiveRows) else cross
+    return (inner.queries, inner.outputs, inner.bias) if isinstance(inner, _FoldedCross) else None
+
+
 class _LayerPlan:
     def __init__(self, layer: TransformerLayer, keys: Tensor, values: Tensor,
                  cross: CrossKV | None, index: int) -> None:
@@ -211,7 +218,8 @@ class LeanStep:
         self.attend = _attention()
         live = [0 if layer.cross_attn is None or cross is None else _live_rows(layer, cross.values[i])
                 for i, layer in enumerate(transformer.layers)]
-        self.fused = Int8Step.build(transformer, cache, cross, live, self_mask) if fused else None
+        folds = [_fold_of(p.cross) for p in self.layers]
+        self.fused = FusedStep.build(transformer, cache, cross, live, self_mask, folds) if fused else None
 
     def __call__(self, x: Tensor, t: int) -> Tensor:
         tr = self.transformer

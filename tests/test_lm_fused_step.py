@@ -1,17 +1,17 @@
-"""Int8Step (the whole int8 decode step in one C call) against LeanStep's Python-driven int8 step."""
+"""FusedStep (the whole int8 decode step in one C call) against LeanStep's Python-driven int8 step."""
 import pytest
 import torch
 
 from wavecraft.conditioners.base import ConditionTensors
-from wavecraft.kernels import decode_scratch_size, int8_decode_step
+from wavecraft.kernels import decode_scratch_size, decode_step, decode_step_takes_int8
 from wavecraft.lm import Conditions, GenerationParams, LMConfig, LMModel, generate_codes
-from wavecraft.lm.int8_step import Int8Step
+from wavecraft.lm.fused_step import FusedStep
 from wavecraft.lm.quantize import quantize_lm
 
-pytestmark = pytest.mark.skipif(int8_decode_step() is None, reason="needs the C kernels on an AVX512-VNNI CPU")
+pytestmark = pytest.mark.skipif(not decode_step_takes_int8(), reason="needs the C kernels on an AVX512-VNNI CPU")
 
 
-def tiny_int8(kv_bfloat16=True, **kw):
+def tiny(kind="int8", kv_bfloat16=True, **kw):
     """The smallest shape the kernel takes: width 64, head size 32, feed-forward 128."""
     torch.manual_seed(0)
     cfg = dict(n_q=3, card=32, dim=64, num_heads=2, num_layers=3, ffn_dim=128)
@@ -24,7 +24,7 @@ def tiny_int8(kv_bfloat16=True, **kw):
                 p.uniform_(0.5, 1.5)  # the kernel must apply the norms' own weights and biases
             else:
                 p.uniform_(-0.2, 0.2)
-    return quantize_lm(lm, "int8", kv_bfloat16=kv_bfloat16)
+    return lm if kind == "fp32" else quantize_lm(lm, kind, kv_bfloat16=kv_bfloat16)
 
 
 def text(batch, length, pad=0):
@@ -36,7 +36,7 @@ def text(batch, length, pad=0):
 
 
 def both(monkeypatch, lm, cond, steps=12, batch=1, cfg=True, prompt=None):
-    """Logits of every step [steps, rows, K, card] with Int8Step and without it, fed the same
+    """Logits of every step [steps, rows, K, card] with FusedStep and without it, fed the same
     tokens (teacher forcing: a sampled token that differs would make the runs incomparable), and
     whether each run used the fused step."""
     rows = 2 * batch if cfg else batch
@@ -44,88 +44,94 @@ def both(monkeypatch, lm, cond, steps=12, batch=1, cfg=True, prompt=None):
     g = torch.Generator().manual_seed(5)
     first = prompt if prompt is not None else torch.randint(0, lm.cfg.card, (rows, lm.cfg.n_q, 1), generator=g)
     tokens = [torch.randint(0, lm.cfg.card, (rows, lm.cfg.n_q, 1), generator=g) for _ in range(steps)]
-    runs, original = [], Int8Step.build
+    runs, original = [], FusedStep.build
     for fused in (True, False):
-        monkeypatch.setattr(Int8Step, "build", staticmethod(original if fused else lambda *a, **kw: None))
+        monkeypatch.setattr(FusedStep, "build", staticmethod(original if fused else lambda *a, **kw: None))
         with torch.no_grad():
             state = lm.start_decoding(conditions, rows, first.shape[-1] + steps)
             logits = [lm.decode(state, first)] + [lm.decode(state, t) for t in tokens]
         runs.append((torch.stack(logits), state.lean is not None and state.lean.fused is not None))
-    monkeypatch.setattr(Int8Step, "build", original)
+    monkeypatch.setattr(FusedStep, "build", original)
     return runs
 
 
-def close(a, b):
-    """The layer norm sums in another order: tiny differences, which int8 activation pieces and a
-    bfloat16 cache can round to one step of their own grid. Far below int8's own error (~1e-2)."""
-    return (a - b).abs().max().item() <= 1e-3 * b.abs().max().item()
+def close(a, b, kind):
+    """The layer norm (and fp32 products) sum in another order: tiny differences, which int8
+    activation pieces and a bfloat16 cache can round to one step of their own grid. Far below
+    int8's own error (~1e-2); fp32 stays at float rounding."""
+    return (a - b).abs().max().item() <= (1e-3 if kind == "int8" else 2e-5) * b.abs().max().item()
 
 
-@pytest.mark.parametrize("kv_bfloat16", [True, False])
-def test_fused_step_matches_the_python_int8_step_with_guidance(monkeypatch, kv_bfloat16):
-    lm, cond = tiny_int8(kv_bfloat16), text(1, 5)
+KINDS = pytest.mark.parametrize("kind", ["int8", "fp32"])
+
+
+@pytest.mark.parametrize("kind,kv_bfloat16", [("int8", True), ("int8", False), ("fp32", False)])
+@pytest.mark.parametrize("cond_length", [5, 40])  # fp32: folded cross-attention (1*2*5 < 64), projections (80)
+def test_fused_step_matches_the_python_step_with_guidance(monkeypatch, kind, kv_bfloat16, cond_length):
+    lm, cond = tiny(kind, kv_bfloat16), text(1, cond_length)
     (la, fused), (lb, plain) = both(monkeypatch, lm, cond)
     assert fused and not plain
-    assert close(la, lb) and torch.equal(la[0], lb[0])  # the first (multi-position) step is not fused
-    assert not torch.equal(la, lb)  # the fused step did run: its layer norm rounds differently
+    assert close(la, lb, kind) and torch.equal(la[0], lb[0])  # the first (multi-position) step is not fused
+    assert not torch.equal(la, lb)  # the fused step did run: its sums round differently
 
 
-def test_fused_step_with_masked_text_and_two_prompts_without_guidance(monkeypatch):
-    lm, cond = tiny_int8(), text(2, 6, pad=3)  # row 0 attends to 3 of 6 condition tokens
+@KINDS
+@pytest.mark.parametrize("cond_length", [6, 40])
+def test_fused_step_with_masked_text_and_two_prompts_without_guidance(monkeypatch, kind, cond_length):
+    lm, cond = tiny(kind), text(2, cond_length, pad=3)  # row 0 does not attend to its last 3 tokens
     (la, fused), (lb, _) = both(monkeypatch, lm, cond, batch=2, cfg=False)
-    assert fused and close(la, lb)
+    assert fused and close(la, lb, kind)
 
 
-def test_fused_step_with_a_masked_prefix_and_a_prompt(monkeypatch):
-    lm = tiny_int8(prefix_masking=True)
+@KINDS
+def test_fused_step_with_a_masked_prefix_and_a_prompt(monkeypatch, kind):
+    lm = tiny(kind, prefix_masking=True)
     g = torch.Generator().manual_seed(1)
     mask = torch.ones(1, 4, dtype=torch.bool)
     mask[0, :2] = False  # two padded prefix positions the self-attention must not see
     cond = Conditions(cross=text(1, 3).cross, prefix=ConditionTensors(torch.randn(1, 4, 64, generator=g), mask))
     prompt = torch.randint(0, 32, (2, 3, 5), generator=g)
     (la, fused), (lb, _) = both(monkeypatch, lm, cond, prompt=prompt)
-    assert fused and close(la, lb)
+    assert fused and close(la, lb, kind)
 
 
-def test_fused_step_without_cross_attention(monkeypatch):
-    lm = tiny_int8(cross_attention=False)
+@KINDS
+def test_fused_step_without_cross_attention(monkeypatch, kind):
+    lm = tiny(kind, cross_attention=False)
     (la, fused), (lb, _) = both(monkeypatch, lm, None, cfg=False)
-    assert fused and close(la, lb)
+    assert fused and close(la, lb, kind)
 
 
 def test_generation_runs_the_fused_step(monkeypatch):
     calls = []
-    original = Int8Step.__call__
-    monkeypatch.setattr(Int8Step, "__call__", lambda self, x, t: calls.append(t) or original(self, x, t))
-    codes = generate_codes(tiny_int8(), 10, text(1, 4), GenerationParams(use_sampling=True, top_k=4),
+    original = FusedStep.__call__
+    monkeypatch.setattr(FusedStep, "__call__", lambda self, x, t: calls.append(t) or original(self, x, t))
+    codes = generate_codes(tiny(), 10, text(1, 4), GenerationParams(use_sampling=True, top_k=4),
                            generator=torch.Generator().manual_seed(0))
     assert codes.shape == (1, 3, 10) and calls == list(range(1, len(calls) + 1)) and len(calls) >= 10
 
 
-@pytest.mark.parametrize("case", ["int4", "fp32", "biases", "rope", "four rows", "narrow"])
+@pytest.mark.parametrize("case", ["int4", "biases", "rope", "four rows", "narrow"])
 def test_fused_step_is_not_built_where_it_does_not_apply(monkeypatch, case):
     if case == "int4":
         lm = quantize_lm(LMModel(LMConfig(n_q=3, card=32, dim=64, num_heads=2, num_layers=2, ffn_dim=128)), "int4")
-    elif case == "fp32":
-        lm = LMModel(LMConfig(n_q=3, card=32, dim=64, num_heads=2, num_layers=2, ffn_dim=128)).eval()
     elif case == "narrow":  # head size 16: the attention kernel has no such case
-        lm = tiny_int8(num_heads=4)
+        lm = tiny(num_heads=4)
     else:
-        lm = tiny_int8(**{"biases": dict(bias_attn=True), "rope": dict(positional="rope"), "four rows": {}}[case])
+        lm = tiny(**{"biases": dict(bias_attn=True), "rope": dict(positional="rope"), "four rows": {}}[case])
     cond = text(2 if case == "four rows" else 1, 3)  # two prompts and their null rows: batch 4
     (la, fused), (lb, _) = both(monkeypatch, lm, cond, steps=4, batch=2 if case == "four rows" else 1)
     assert not fused and torch.equal(la, lb)
 
 
 def test_kernel_refuses_inputs_it_does_not_take():
-    run = int8_decode_step()
-    x = torch.zeros(2, 64)
-    layers = torch.zeros(1, 22, dtype=torch.int64)
-    cache = torch.zeros(2, 2, 8, 32)
-    scratch = torch.zeros(decode_scratch_size(2, 64, 128))
-    with pytest.raises(ValueError, match="int8 decode step: unsupported inputs"):
-        run(x, layers, 2, 128, 8, cache, None, 1, None, None, 1e-5, scratch)  # t past the cache
+    run = decode_step()
+    layers = torch.zeros(1, 25, dtype=torch.int64)
+    args = dict(fp32=False, heads=2, ffn=128, t=0, cache=torch.zeros(2, 2, 8, 32), self_allowed=None, live=1,
+                cond_length=0, cross_keys=None, cross_allowed=None, eps=1e-5,
+                scratch=torch.zeros(decode_scratch_size(2, 64, 128)))
+    for bad in (dict(t=8), dict(live=3), dict(scratch=torch.zeros(10)), dict(heads=4)):  # past the cache, ...
+        with pytest.raises(ValueError, match="decode step: unsupported inputs"):
+            run(torch.zeros(2, 64), layers, **{**args, **bad})
     with pytest.raises(ValueError, match="unsupported inputs"):
-        run(torch.zeros(3, 64), layers, 2, 128, 0, cache, None, 1, None, None, 1e-5, scratch)  # three rows
-    with pytest.raises(ValueError, match="unsupported inputs"):
-        run(x, layers, 2, 128, 0, cache, None, 1, None, None, 1e-5, scratch[:10])  # scratch too small
+        run(torch.zeros(3, 64), layers, **args)  # three rows
