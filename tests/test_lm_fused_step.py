@@ -35,23 +35,23 @@ def text(batch, length, pad=0):
     return Conditions(cross=ConditionTensors(torch.randn(batch, length, 64, generator=g) * mask[..., None], mask))
 
 
-def both(monkeypatch, lm, cond, steps=12, batch=1, cfg=True, prompt=None):
-    """Logits of every step [steps, rows, K, card] with FusedStep and without it, fed the same
-    tokens (teacher forcing: a sampled token that differs would make the runs incomparable), and
-    whether each run used the fused step."""
+def both(lm, cond, steps=12, batch=1, cfg=True, prompt=None):
+    """Logits of every step [steps, rows, K, card] with FusedStep and without (`fused_decoding`),
+    fed the same tokens (teacher forcing: a sampled token that differs would make the runs
+    incomparable), and whether each run used the fused step."""
     rows = 2 * batch if cfg else batch
     conditions = Conditions() if cond is None else (cond.cat(cond.null()) if cfg else cond)
     g = torch.Generator().manual_seed(5)
     first = prompt if prompt is not None else torch.randint(0, lm.cfg.card, (rows, lm.cfg.n_q, 1), generator=g)
     tokens = [torch.randint(0, lm.cfg.card, (rows, lm.cfg.n_q, 1), generator=g) for _ in range(steps)]
-    runs, original = [], FusedStep.build
+    runs = []
     for fused in (True, False):
-        monkeypatch.setattr(FusedStep, "build", staticmethod(original if fused else lambda *a, **kw: None))
+        lm.fused_decoding = fused
         with torch.no_grad():
             state = lm.start_decoding(conditions, rows, first.shape[-1] + steps)
             logits = [lm.decode(state, first)] + [lm.decode(state, t) for t in tokens]
         runs.append((torch.stack(logits), state.lean is not None and state.lean.fused is not None))
-    monkeypatch.setattr(FusedStep, "build", original)
+    lm.fused_decoding = True
     return runs
 
 
@@ -67,9 +67,9 @@ KINDS = pytest.mark.parametrize("kind", ["int8", "fp32"])
 
 @pytest.mark.parametrize("kind,kv_bfloat16", [("int8", True), ("int8", False), ("fp32", False)])
 @pytest.mark.parametrize("cond_length", [5, 40])  # fp32: folded cross-attention (1*2*5 < 64), projections (80)
-def test_fused_step_matches_the_python_step_with_guidance(monkeypatch, kind, kv_bfloat16, cond_length):
+def test_fused_step_matches_the_python_step_with_guidance(kind, kv_bfloat16, cond_length):
     lm, cond = tiny(kind, kv_bfloat16), text(1, cond_length)
-    (la, fused), (lb, plain) = both(monkeypatch, lm, cond)
+    (la, fused), (lb, plain) = both(lm, cond)
     assert fused and not plain
     assert close(la, lb, kind) and torch.equal(la[0], lb[0])  # the first (multi-position) step is not fused
     assert not torch.equal(la, lb)  # the fused step did run: its sums round differently
@@ -77,28 +77,28 @@ def test_fused_step_matches_the_python_step_with_guidance(monkeypatch, kind, kv_
 
 @KINDS
 @pytest.mark.parametrize("cond_length", [6, 40])
-def test_fused_step_with_masked_text_and_two_prompts_without_guidance(monkeypatch, kind, cond_length):
+def test_fused_step_with_masked_text_and_two_prompts_without_guidance(kind, cond_length):
     lm, cond = tiny(kind), text(2, cond_length, pad=3)  # row 0 does not attend to its last 3 tokens
-    (la, fused), (lb, _) = both(monkeypatch, lm, cond, batch=2, cfg=False)
+    (la, fused), (lb, _) = both(lm, cond, batch=2, cfg=False)
     assert fused and close(la, lb, kind)
 
 
 @KINDS
-def test_fused_step_with_a_masked_prefix_and_a_prompt(monkeypatch, kind):
+def test_fused_step_with_a_masked_prefix_and_a_prompt(kind):
     lm = tiny(kind, prefix_masking=True)
     g = torch.Generator().manual_seed(1)
     mask = torch.ones(1, 4, dtype=torch.bool)
     mask[0, :2] = False  # two padded prefix positions the self-attention must not see
     cond = Conditions(cross=text(1, 3).cross, prefix=ConditionTensors(torch.randn(1, 4, 64, generator=g), mask))
     prompt = torch.randint(0, 32, (2, 3, 5), generator=g)
-    (la, fused), (lb, _) = both(monkeypatch, lm, cond, prompt=prompt)
+    (la, fused), (lb, _) = both(lm, cond, prompt=prompt)
     assert fused and close(la, lb, kind)
 
 
 @KINDS
-def test_fused_step_without_cross_attention(monkeypatch, kind):
+def test_fused_step_without_cross_attention(kind):
     lm = tiny(kind, cross_attention=False)
-    (la, fused), (lb, _) = both(monkeypatch, lm, None, cfg=False)
+    (la, fused), (lb, _) = both(lm, None, cfg=False)
     assert fused and close(la, lb, kind)
 
 
@@ -112,7 +112,7 @@ def test_generation_runs_the_fused_step(monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["int4", "biases", "rope", "four rows", "narrow"])
-def test_fused_step_is_not_built_where_it_does_not_apply(monkeypatch, case):
+def test_fused_step_is_not_built_where_it_does_not_apply(case):
     if case == "int4":
         lm = quantize_lm(LMModel(LMConfig(n_q=3, card=32, dim=64, num_heads=2, num_layers=2, ffn_dim=128)), "int4")
     elif case == "narrow":  # head size 16: the attention kernel has no such case
@@ -120,7 +120,7 @@ def test_fused_step_is_not_built_where_it_does_not_apply(monkeypatch, case):
     else:
         lm = tiny(**{"biases": dict(bias_attn=True), "rope": dict(positional="rope"), "four rows": {}}[case])
     cond = text(2 if case == "four rows" else 1, 3)  # two prompts and their null rows: batch 4
-    (la, fused), (lb, _) = both(monkeypatch, lm, cond, steps=4, batch=2 if case == "four rows" else 1)
+    (la, fused), (lb, _) = both(lm, cond, steps=4, batch=2 if case == "four rows" else 1)
     assert not fused and torch.equal(la, lb)
 
 

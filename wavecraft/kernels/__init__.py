@@ -18,6 +18,8 @@
   call and one thread team, from the same pieces as the kernels above (`int8_rows.h`,
   `attention_pair.h`): driving the step from Python costs ~15 calls and thread-team starts per
   layer.
+* `read_probe.c` (benchmarks only): a sum read as several streams per thread, to measure the
+  read bandwidth the decode kernels can reach.
 * `lstm.c` (the codec's LSTM at batch <= 4): one recurrent layer over a whole piece of time in a
   single call. Every step is a matrix-vector product with the 16 MB recurrent matrix (read from
   L3), so it walks each hidden unit's four gate rows at once, alternates the direction of that walk
@@ -119,6 +121,8 @@ def _library() -> ctypes.CDLL | None:
                                           pointer, size, size, size, pointer, size, size, ctypes.c_float, pointer]
     lib.wavecraft_decode_step.restype = ctypes.c_int
     lib.wavecraft_decode_slots.restype = ctypes.c_int
+    lib.wavecraft_stream_sum.argtypes = [pointer, size, size]
+    lib.wavecraft_stream_sum.restype = ctypes.c_double
     return lib
 
 
@@ -385,3 +389,21 @@ def fold_width(heads: int, cond_length: int) -> int:
 def decode_scratch_size(batch: int, dim: int, ffn: int, scores: int = 0) -> int:
     """fp32 numbers of scratch `decode_step` needs (activations, folded scores, int8 pieces)."""
     return 5 * batch * dim + batch * ffn + batch * ((scores + 15) // 16 * 16) + (2 * batch * max(dim, ffn) + 3) // 4
+
+
+@lru_cache(maxsize=1)
+def stream_sum() -> Callable[[torch.Tensor, int], float] | None:
+    """`f(x, streams)` -> the sum of a contiguous CPU fp32 tensor, each thread reading its share as
+    `streams` (1-8) interleaved streams: the benchmarks' read-bandwidth probe. None when the
+    kernels are not available here."""
+    lib = _library()
+    if lib is None:
+        return None
+    call = lib.wavecraft_stream_sum
+
+    def run(x: torch.Tensor, streams: int = 8) -> float:
+        if x.dtype != torch.float32 or not x.is_cpu or not x.is_contiguous():
+            raise ValueError("stream_sum: expects a contiguous CPU float32 tensor")
+        return call(x.data_ptr(), x.numel(), streams)
+
+    return run

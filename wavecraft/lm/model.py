@@ -147,8 +147,10 @@ class LMModel(nn.Module):
         # KV cache dtype (None: the model's). Attention reads the whole cache every step, a cost
         # that grows with the length; quantised models keep it in bfloat16 to halve it.
         self.kv_dtype: torch.dtype | None = None
-        # Single-position decode steps through `LeanStep` (False: the plain layer-by-layer step).
+        # Single-position decode steps through `LeanStep` (False: the plain layer-by-layer step),
+        # and within it the whole step as one C call where the model allows (`FusedStep`).
         self.lean_decoding = True
+        self.fused_decoding = True
 
     def init_fixed_buffers(self, device: torch.device | str | None = None) -> None:
         """(Re)compute the buffers that are not saved with the weights. A model built on the meta
@@ -234,7 +236,7 @@ class LMModel(nn.Module):
         if x.shape[1] == 1 and state.pos > 0 and self.lean_decoding and not self.training:
             if state.lean is None:
                 mask = None if state.key_mask is None else state.key_mask[:, None, None, :]
-                state.lean = LeanStep(self.transformer, state.cache, state.cross, mask)
+                state.lean = LeanStep(self.transformer, state.cache, state.cross, mask, self.fused_decoding)
             last = state.lean(x[:, 0], state.pos)
         else:
             last = self.transformer(x, state.pos, state.cache, state.cross, state.key_mask)[:, -1]
