@@ -27,7 +27,7 @@ def _cl(x):
 
 
 # (cin, cout, k, stride, dilation): 1x1, one input channel, one output channel, kernel 2s
-# downsampling, and the general (oneDNN NHWC) case with dilation and stride
+# downsampling, unstrided kernels (a product per tap) with dilation, the rest (oneDNN NHWC)
 @pytest.mark.parametrize("cin,cout,k,stride,dilation", [
     (16, 24, 1, 1, 1), (1, 16, 7, 1, 1), (1, 8, 3, 2, 2), (16, 1, 7, 1, 1), (12, 1, 3, 1, 3),
     (12, 10, 8, 4, 1), (12, 10, 10, 5, 1), (16, 8, 3, 1, 1), (16, 8, 3, 1, 2), (8, 6, 5, 3, 1)])

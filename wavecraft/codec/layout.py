@@ -8,6 +8,8 @@ convolution of the codec is a few matrix products over rows of samples with no i
     output blocks;
   * one input channel (the first layer) / one output channel (the last): the product over the
     unfolded taps / over all taps at once, then shifted adds;
+  * other unstrided kernels (the residual blocks' 3-tap, the 7-tap ones next to the LSTM): one
+    product per tap over shifted views of the rows, accumulated;
   * anything else: oneDNN's NHWC convolution, 1.3-2x faster than its NCW one at these shapes.
 Slicing along time stays a view, and a time slice of one batch row is contiguous memory, so the
 streaming code keeps its pieces in this layout without copies. The sums are the same as
@@ -134,6 +136,15 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, dilation
         y = _matmul(blocks[:, :frames], first, bias)
         for b in range(B):
             y[b].addmm_(blocks[b, 1:], second)
+    elif stride == 1:
+        # y_t = sum_j W_j . x_{t + j dilation}: one product per tap over shifted views of the rows
+        # (no im2col copy). In the 32 kHz encoder, against oneDNN's NHWC convolution: 1.2-1.7x
+        # from 128 channels up, the same below.
+        taps = derived.get(weight, "shifted", lambda w: w.permute(2, 1, 0))  # [k, cin, cout]
+        y = _matmul(rows[:, :frames], taps[0], bias)
+        for b in range(B):
+            for j in range(1, k):
+                y[b].addmm_(rows[b, j * dilation : j * dilation + frames], taps[j])
     else:
         nhwc = derived.get(weight, "nhwc", lambda w: w[:, :, None].contiguous(memory_format=torch.channels_last))
         out = F.conv2d(x[:, :, None], nhwc, bias, (1, stride), 0, (1, dilation))[:, :, 0]
