@@ -1,6 +1,7 @@
 """One decode step in one process: the fused C step against LeanStep driven from Python.
 
     python bench/decode_step.py                   # musicgen-small shape, fp32 and int8, 250 positions cached
+    python bench/decode_step.py --prompts 2       # two prompts: a batch of four rows
     python bench/decode_step.py --quick           # tiny shapes: checks that everything runs
 
 The same random musicgen-small-shape checkpoint as bench/musicgen.py (built there once, reused).
@@ -21,19 +22,20 @@ from common import add_common_args, machine_line, print_table, setup_threads
 from musicgen import PROMPT, build
 
 
-def measure(folder: Path, quantize: str | None, positions: int, rounds: int) -> dict:
+def measure(folder: Path, quantize: str | None, positions: int, rounds: int, prompts: int) -> dict:
     import torch
 
     from wavecraft.models.musicgen import MusicGen
 
     model = MusicGen.get_pretrained(str(folder), quantize=quantize)
     lm = model.lm
-    cond, _ = model.prepare_conditions([PROMPT])
+    cond, _ = model.prepare_conditions([PROMPT] * prompts)
     both = cond.cat(cond.null())
+    rows = 2 * prompts
     g = torch.Generator().manual_seed(0)
-    tokens = [torch.randint(0, lm.cfg.card, (2, lm.cfg.n_q, 1), generator=g) for _ in range(positions)]
+    tokens = [torch.randint(0, lm.cfg.card, (rows, lm.cfg.n_q, 1), generator=g) for _ in range(positions)]
     with torch.inference_mode():
-        states = [lm.start_decoding(both, 2, positions + 2) for _ in range(2)]
+        states = [lm.start_decoding(both, rows, positions + 2) for _ in range(2)]
         logits = [[], []]
         for t in tokens:
             for i, state in enumerate(states):
@@ -61,16 +63,19 @@ def main() -> None:
     p.add_argument("--modes", default="fp32,int8", help="comma list among fp32, int8, int4")
     p.add_argument("--positions", type=int, default=None, help="cached positions (default 250, --quick 20)")
     p.add_argument("--rounds", type=int, default=30, help="timed steps per path")
+    p.add_argument("--prompts", type=int, default=1, help="prompts in the batch (each with its CFG null row)")
     args = p.parse_args()
     setup_threads(args.threads)
     folder = build(Path(args.workdir) / ("musicgen-quick" if args.quick else "musicgen-small-random"), args.quick)
     positions = args.positions or (20 if args.quick else 250)
-    rows = [measure(folder, None if mode == "fp32" else mode, positions, args.rounds) for mode in args.modes.split(",")]
+    rows = [measure(folder, None if mode == "fp32" else mode, positions, args.rounds, args.prompts)
+            for mode in args.modes.split(",")]
     columns = [("mode", "weights", "{}"), ("fused", "fused step built", "{}"), ("fused_ms", "fused ms (median)", "{:.2f}"),
                ("fused_best_ms", "fused ms (best)", "{:.2f}"), ("python_ms", "Python-driven ms (median)", "{:.2f}"),
                ("python_best_ms", "Python-driven ms (best)", "{:.2f}"), ("ratio", "x (medians)", "{:.2f}"),
                ("logit_diff", "max logit diff", "{:.1e}")]
-    print_table(rows, columns, f"Decode step at {positions} cached positions, CFG batch of 2; {machine_line(args)}")
+    print_table(rows, columns, f"Decode step at {positions} cached positions, {args.prompts} prompt(s) with CFG "
+                               f"(batch {2 * args.prompts}); {machine_line(args)}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def _problem(shape: tuple[int, int], rows: int, seed: int):
 
 
 @needs_kernel
-@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4])  # beyond two, rows go by pairs over each block of weights
 @pytest.mark.parametrize("shape", [(64, 48), (32, 7), (1024, 4098)])  # N % 4 != 0 exercises the row tail
 def test_fp32_activation_kernel_matches_the_dequantised_product(rows, shape):
     exact = kernels.int8_matmul(False)
@@ -40,7 +40,7 @@ def test_fp32_activation_kernel_matches_the_dequantised_product(rows, shape):
 
 
 @needs_vnni
-@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4])
 @pytest.mark.parametrize("shape", [(64, 48), (1024, 4098), (4096, 1024)])
 def test_split_activation_kernel_is_within_its_error_bound(rows, shape):
     split = kernels.int8_matmul(True)
@@ -117,6 +117,6 @@ def test_kernel_can_be_switched_off():
 @needs_kernel
 def test_kernel_refuses_shapes_it_does_not_handle():
     with pytest.raises(ValueError, match="unsupported shapes"):
-        kernel(torch.randn(3, 32), torch.zeros(8, 32, dtype=torch.int8), torch.ones(8), None)
+        kernel(torch.randn(5, 32), torch.zeros(8, 32, dtype=torch.int8), torch.ones(8), None)  # five rows
     assert not kernels.int8_matmul_fits(torch.zeros(8, 24, dtype=torch.int8))  # rows not a multiple of 16
     assert kernels.int8_matmul_fits(torch.zeros(8, 32, dtype=torch.int8))

@@ -77,9 +77,10 @@ def test_fused_step_matches_the_python_step_with_guidance(kind, kv_bfloat16, con
 
 @KINDS
 @pytest.mark.parametrize("cond_length", [6, 40])
-def test_fused_step_with_masked_text_and_two_prompts_without_guidance(kind, cond_length):
-    lm, cond = tiny(kind), text(2, cond_length, pad=3)  # row 0 does not attend to its last 3 tokens
-    (la, fused), (lb, _) = both(lm, cond, batch=2, cfg=False)
+@pytest.mark.parametrize("batch,cfg", [(2, False), (2, True), (3, False), (4, False)])  # 2, 4, 3, 4 rows
+def test_fused_step_with_masked_text_and_several_prompts(kind, cond_length, batch, cfg):
+    lm, cond = tiny(kind), text(batch, cond_length, pad=3)  # row 0 does not attend to its last 3 tokens
+    (la, fused), (lb, _) = both(lm, cond, batch=batch, cfg=cfg)
     assert fused and close(la, lb, kind)
 
 
@@ -111,16 +112,16 @@ def test_generation_runs_the_fused_step(monkeypatch):
     assert codes.shape == (1, 3, 10) and calls == list(range(1, len(calls) + 1)) and len(calls) >= 10
 
 
-@pytest.mark.parametrize("case", ["int4", "biases", "rope", "four rows", "narrow"])
+@pytest.mark.parametrize("case", ["int4", "biases", "rope", "six rows", "narrow"])
 def test_fused_step_is_not_built_where_it_does_not_apply(case):
     if case == "int4":
         lm = quantize_lm(LMModel(LMConfig(n_q=3, card=32, dim=64, num_heads=2, num_layers=2, ffn_dim=128)), "int4")
     elif case == "narrow":  # head size 16: the attention kernel has no such case
         lm = tiny(num_heads=4)
     else:
-        lm = tiny(**{"biases": dict(bias_attn=True), "rope": dict(positional="rope"), "four rows": {}}[case])
-    cond = text(2 if case == "four rows" else 1, 3)  # two prompts and their null rows: batch 4
-    (la, fused), (lb, _) = both(lm, cond, steps=4, batch=2 if case == "four rows" else 1)
+        lm = tiny(**{"biases": dict(bias_attn=True), "rope": dict(positional="rope"), "six rows": {}}[case])
+    batch = 3 if case == "six rows" else 1  # three prompts and their null rows: batch 6
+    (la, fused), (lb, _) = both(lm, text(batch, 3), steps=4, batch=batch)
     assert not fused and torch.equal(la, lb)
 
 

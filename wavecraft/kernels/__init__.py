@@ -131,13 +131,14 @@ def _cpu_has_vnni() -> bool:
 
 
 VNNI_MAX_K = 16384  # the kernel's activation buffer
+INT8_MAX_ROWS = 4  # int8_rows.h MAX_ROWS
 
 
 @lru_cache(maxsize=4)
 def int8_matmul(split_activations: bool | None = None
                 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
     """`f(x, qweight, scales, bias, gelu=False)` -> x @ (qweight * scales[:, None]).T (+ bias), then
-    GELU if asked (as `F.gelu` to a few 1e-7), for CPU fp32 x [M, K] with M <= 2 and a weight
+    GELU if asked (as `F.gelu` to a few 1e-7), for CPU fp32 x [M, K] with M <= INT8_MAX_ROWS and a weight
     `int8_matmul_fits` accepts (int8 [N, K]), fp32 scales [N]; None when the kernel is not
     available here. `split_activations`: multiply with the activations as two int8 pieces (~15
     bits; AVX512-VNNI, K % 64 == 0) or in fp32 (False); None: the pieces wherever they apply."""
@@ -318,7 +319,7 @@ DECODE_STEP_SLOTS = ("ln1_w", "ln1_b", "qkv_q", "qkv_s", "out_q", "out_s", "lnc_
 def decode_step() -> Callable[..., None] | None:
     """`f(x, layers, fp32=, heads=, ffn=, t=, cache=, self_allowed=, live=, cond_length=, cross_keys=,
     cross_allowed=, eps=, scratch=)` runs one decode step of every layer over x [B, D] (fp32,
-    contiguous, B <= 2), in place (wavecraft/kernels/decode_step.c): `layers` int64
+    contiguous, B <= INT8_MAX_ROWS), in place (wavecraft/kernels/decode_step.c): `layers` int64
     [L, len(DECODE_STEP_SLOTS)] of data pointers (the *_q slots int8 weights with fp32 *_s scales,
     or fp32 weights when `fp32`), `cache` one layer's KV buffer (all layers alike:
     [B, H, max_len, hd], fp32 or bfloat16), `self_allowed` bool [B | 1, max_len] or None, `live`
@@ -376,7 +377,7 @@ def _row_stride(flags: torch.Tensor | None, rows: int) -> int:
 def decode_step_fits(batch: int, dim: int, heads: int, ffn: int, positions: int, cond_length: int) -> bool:
     """Whether `decode_step` takes a model of this shape (a cache of `positions`, a condition of
     `cond_length` tokens)."""
-    return (1 <= batch <= 2 and dim % 64 == 0 and ffn % 64 == 0 and max(dim, ffn) <= VNNI_MAX_K
+    return (1 <= batch <= INT8_MAX_ROWS and dim % 64 == 0 and ffn % 64 == 0 and max(dim, ffn) <= VNNI_MAX_K
             and dim % heads == 0 and dim // heads in ATTENTION_HEAD_DIMS
             and max(positions, cond_length) <= ATTENTION_MAX_POSITIONS)
 

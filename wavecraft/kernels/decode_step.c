@@ -4,7 +4,7 @@
  *                    x[:live] += cross-attention of LNc(x[:live])                   (if the layer has it)
  *                    x += Wdown GELU(Wup LN2(x))
  *
- * for B <= 2 rows (a prompt and its classifier-free-guidance null row), with int8 weights (and
+ * for B <= 4 rows (up to two prompts and their classifier-free-guidance null rows), with int8 weights (and
  * fp32 scales) or fp32 weights. Driving the same step from Python costs ~15 calls per layer, ~6 ms
  * a step at musicgen-small's 24 layers on a 2-core machine (a quarter of an int8 step), and every
  * product opens and closes its own thread team. Here one team runs the whole step, meeting at a
@@ -90,16 +90,23 @@ static inline void f32_rows4(const float *x, int64_t M, const float *r, int64_t 
         for (int j = 0; j < 4; j++) acc[m * 4 + j] = _mm512_reduce_add_ps(a[m][j]);
 }
 
-/* outputs [4 lo, 4 hi) of x [M, K] times fp32 w [N, K]^T into y [M, N] (added to it when accumulate) */
+/* outputs [4 lo, 4 hi) of x [M, K] times fp32 w [N, K]^T into y [M, N] (added to it when
+ * accumulate); rows beyond two by pairs, as vnni_span */
 static void f32_span(const float *x, int64_t M, const float *w, float *y, int64_t N, int64_t K, int64_t lo, int64_t hi,
                      int accumulate) {
     int64_t ahead = (4 * K > 4096 ? 4 * K : 4096);  /* floats: the next block of four rows */
     for (int64_t b = lo; b < hi; b++) {
-        float acc[8];
         int64_t o = 4 * b;
-        f32_rows4(x, M, w + o * K, K, acc, ahead);
-        for (int64_t m = 0; m < M; m++)
-            for (int j = 0; j < 4; j++) y[m * N + o + j] = accumulate ? y[m * N + o + j] + acc[m * 4 + j] : acc[m * 4 + j];
+        for (int64_t m0 = 0; m0 < M; m0 += 2) {
+            float acc[8];
+            int64_t pair = M - m0 < 2 ? M - m0 : 2;
+            f32_rows4(x + m0 * K, pair, w + o * K, K, acc, ahead);
+            for (int64_t i = 0; i < pair; i++)
+                for (int j = 0; j < 4; j++) {
+                    float *out = y + (m0 + i) * N + o + j;
+                    *out = accumulate ? *out + acc[i * 4 + j] : acc[i * 4 + j];
+                }
+        }
     }
 }
 
@@ -151,13 +158,13 @@ VNNI int wavecraft_decode_step(float *x, int64_t B, int64_t D, int64_t H, int64_
                                const uint8_t *cross_allowed, int64_t cab, int64_t cross_bf16, float eps,
                                float *scratch) {
     int64_t hd = D / H, HSp = (H * S + 15) / 16 * 16;
-    if (B < 1 || B > 2 || live < 0 || live > B || D % 64 || F % 64 || D > VNNI_MAX_K || F > VNNI_MAX_K
+    if (B < 1 || B > MAX_ROWS || live < 0 || live > B || D % 64 || F % 64 || D > VNNI_MAX_K || F > VNNI_MAX_K
         || D != H * hd || (hd != 32 && hd != 64 && hd != 128) || t < 0 || t + 1 > MAX_POSITIONS
         || S > MAX_POSITIONS || (!fp32 && !__builtin_cpu_supports("avx512vnni")))
         return 1;
     float *h = scratch, *att = h + B * D, *qkv = att + B * D, *ff = qkv + 3 * B * D, *sc = ff + B * F;
     uint8_t *xq = (uint8_t *)(sc + B * HSp);
-    float s[2][2];
+    float s[MAX_ROWS][2];
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t kv_size = kv_bf16 ? 2 : 4, cross_size = cross_bf16 ? 2 : 4;
     #pragma omp parallel

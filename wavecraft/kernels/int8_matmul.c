@@ -1,5 +1,6 @@
 /* Weight-only int8 matrix product for decoding: y[m, o] = scale[o] * sum_i x[m, i] * q[o, i] (+ bias[o])
- * for one or two rows of fp32 activations x [M, K], int8 weights q [N, K] (row-major), fp32 scales [N].
+ * for one to four rows of fp32 activations x [M, K], int8 weights q [N, K] (row-major), fp32 scales [N]
+ * (rows beyond two go by pairs over each block of weights, which the first pair leaves in L1).
  *
  * Decoding streams every weight from memory once per step, so what matters is keeping the memory
  * busy: each thread walks four weight rows at once (four independent streams) and prefetches the
@@ -21,8 +22,8 @@
 
 VNNI static void matmul_vnni(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
                              float *y, int64_t N, int64_t K, int64_t gelu) {
-    uint8_t xq[2 * 2 * VNNI_MAX_K] __attribute__((aligned(64)));
-    float s[2][2];
+    uint8_t xq[MAX_ROWS * 2 * VNNI_MAX_K] __attribute__((aligned(64)));
+    float s[MAX_ROWS][2];
     for (int64_t m = 0; m < M; m++) split_row(x + m * K, K, xq + m * 2 * K, s[m]);
     #pragma omp parallel
     {
@@ -40,12 +41,15 @@ static void matmul_fp32(const float *x, int64_t M, const int8_t *q, const float 
     {
         int64_t nt = omp_get_num_threads(), id = omp_get_thread_num(), lo = N / 4 * id / nt, hi = N / 4 * (id + 1) / nt;
         for (int64_t b = lo; b < hi; b++) {
-            float acc[8];
             int64_t o = 4 * b;
-            rows4(x, M, q + o * K, K, acc, ahead);
-            for (int64_t m = 0; m < M; m++)
-                for (int j = 0; j < 4; j++)
-                    y[m * N + o + j] = acc[m * 4 + j] * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+            for (int64_t m0 = 0; m0 < M; m0 += 2) {  /* rows by pairs: the block is in L1 after the first */
+                float acc[8];
+                int64_t pair = M - m0 < 2 ? M - m0 : 2;
+                rows4(x + m0 * K, pair, q + o * K, K, acc, ahead);
+                for (int64_t i = 0; i < pair; i++)
+                    for (int j = 0; j < 4; j++)
+                        y[(m0 + i) * N + o + j] = acc[i * 4 + j] * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+            }
         }
         if (gelu)
             for (int64_t m = 0; m < M; m++) gelu_span(y + m * N + 4 * lo, y + m * N + 4 * lo, 4 * (hi - lo));
@@ -56,7 +60,7 @@ static void matmul_fp32(const float *x, int64_t M, const int8_t *q, const float 
  * gelu: 1 applies GELU to the result (the feed-forward's first layer), 0 not. */
 int wavecraft_int8_matmul(const float *x, int64_t M, const int8_t *q, const float *scale, const float *bias,
                           float *y, int64_t N, int64_t K, int64_t pieces, int64_t gelu) {
-    if (M < 1 || M > 2 || K % 16 != 0) return 1;
+    if (M < 1 || M > MAX_ROWS || K % 16 != 0) return 1;
     if (pieces == 2) {
         if (K % 64 != 0 || K > VNNI_MAX_K || !__builtin_cpu_supports("avx512vnni")) return 1;
         matmul_vnni(x, M, q, scale, bias, y, N, K, gelu);
@@ -65,13 +69,15 @@ int wavecraft_int8_matmul(const float *x, int64_t M, const int8_t *q, const floa
     } else {
         return 1;
     }
-    for (int64_t o = N / 4 * 4; o < N; o++) {  /* the last N % 4 rows, fp32 activations */
-        float acc[2];
-        row1(x, M, q + o * K, K, acc);
-        for (int64_t m = 0; m < M; m++) {
-            y[m * N + o] = acc[m] * scale[o] + (bias ? bias[o] : 0.0f);
-            if (gelu) gelu_span(y + m * N + o, y + m * N + o, 1);
+    for (int64_t o = N / 4 * 4; o < N; o++)  /* the last N % 4 rows, fp32 activations */
+        for (int64_t m0 = 0; m0 < M; m0 += 2) {
+            float acc[2];
+            int64_t pair = M - m0 < 2 ? M - m0 : 2;
+            row1(x + m0 * K, pair, q + o * K, K, acc);
+            for (int64_t m = m0; m < m0 + pair; m++) {
+                y[m * N + o] = acc[m - m0] * scale[o] + (bias ? bias[o] : 0.0f);
+                if (gelu) gelu_span(y + m * N + o, y + m * N + o, 1);
+            }
         }
-    }
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
 #define VNNI_MAX_K 16384
+#define MAX_ROWS 4  /* activation rows a product takes: two prompts and their CFG null rows */
 
 /* bytes ahead to prefetch: the next block of four rows, at least 16 KB */
 static inline int64_t prefetch_distance(int64_t K) { return 4 * K > 16384 ? 4 * K : 16384; }
@@ -102,22 +103,28 @@ VNNI static inline void split_row(const float *x, int64_t K, uint8_t *out, float
 }
 
 /* outputs [4 lo, 4 hi) of the product of M activation rows, already split (xq, s), with q [N, K]:
- * y[m, o] = scale[o] * sum (+ bias[o]), added to what y holds when `accumulate` (a residual) */
+ * y[m, o] = scale[o] * sum (+ bias[o]), added to what y holds when `accumulate` (a residual).
+ * Rows beyond two go by pairs over each block of four weight rows, which the first pair has just
+ * brought into L1: the weights are still read from memory once. */
 VNNI static inline void vnni_span(const uint8_t *xq, const float (*s)[2], int64_t M, const int8_t *q, const float *scale,
                                   const float *bias, float *y, int64_t N, int64_t K, int64_t lo, int64_t hi,
                                   int accumulate) {
     int64_t ahead = prefetch_distance(K);
     for (int64_t b = lo; b < hi; b++) {
-        int32_t acc[2 * 2 * 4], rowsum[4];
         int64_t o = 4 * b;
-        rows4_vnni(xq, M, q + o * K, K, acc, rowsum, ahead);
-        for (int64_t m = 0; m < M; m++)
-            for (int j = 0; j < 4; j++) {
-                float sum = s[m][0] * (float)(acc[(m * 2) * 4 + j] - 128 * rowsum[j])
-                          + s[m][1] * (float)(acc[(m * 2 + 1) * 4 + j] - 128 * rowsum[j]);
-                float value = sum * scale[o + j] + (bias ? bias[o + j] : 0.0f);
-                y[m * N + o + j] = accumulate ? y[m * N + o + j] + value : value;
-            }
+        for (int64_t m0 = 0; m0 < M; m0 += 2) {
+            int32_t acc[2 * 2 * 4], rowsum[4];
+            int64_t pair = M - m0 < 2 ? M - m0 : 2;
+            rows4_vnni(xq + m0 * 2 * K, pair, q + o * K, K, acc, rowsum, ahead);
+            for (int64_t i = 0; i < pair; i++)
+                for (int j = 0; j < 4; j++) {
+                    int64_t m = m0 + i;
+                    float sum = s[m][0] * (float)(acc[(i * 2) * 4 + j] - 128 * rowsum[j])
+                              + s[m][1] * (float)(acc[(i * 2 + 1) * 4 + j] - 128 * rowsum[j]);
+                    float value = sum * scale[o + j] + (bias ? bias[o + j] : 0.0f);
+                    y[m * N + o + j] = accumulate ? y[m * N + o + j] + value : value;
+                }
+        }
     }
 }
 

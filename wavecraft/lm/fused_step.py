@@ -9,7 +9,7 @@ into one table, once per generation, and runs all layers in one kernel call.
 
 It applies to MusicGen-shaped layers: pre-norm, linear layers without biases that are all
 `Int8Linear` (`quantize="int8"`, on a CPU with AVX512-VNNI) or all fp32 `nn.Linear`, layer norms
-with one epsilon, no rotary embedding, at most two rows. `build` returns None otherwise, and
+with one epsilon, no rotary embedding, at most four rows. `build` returns None otherwise, and
 `LeanStep` keeps its own path. The int8 arithmetic is that path's (the same product, attention
 and GELU code) except the layer norm, which sums in another order; fp32 products and the folded
 cross-attention also sum in another order than PyTorch's. Logits agree to ~1e-5 relative.

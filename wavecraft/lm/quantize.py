@@ -10,7 +10,7 @@ speed the weights stream from memory: fewer bytes per weight is the lever on CPU
 
 Only weights are quantised; activations, layer norms, embeddings and attention keep the model's
 dtype, except that an fp32 model's KV cache is kept in bfloat16 (see `quantize_lm`). On CPU,
-int8 products of one or two rows (decoding) run the C kernel of `wavecraft/kernels` (activations
+int8 products of one to four rows (decoding) run the C kernel of `wavecraft/kernels` (activations
 carried as two int8 pieces, ~15 bits, on CPUs with AVX512-VNNI, else fp32; fp32 sums); the rest
 run PyTorch's packed kernels (`aten._weight_int8pack_mm`, `aten._weight_int4pack_mm_for_cpu`), which take bfloat16 activations and accumulate in fp32: the
 input of such a layer is rounded to bfloat16 and its output comes back in bfloat16, part of the
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..kernels import int8_matmul, int8_matmul_fits
+from ..kernels import INT8_MAX_ROWS, int8_matmul, int8_matmul_fits
 
 QUANT_MODES = ("int8", "int4")
 _KERNEL_DTYPE = torch.bfloat16  # what the CPU packed kernels accept for activations and scales
@@ -82,7 +82,7 @@ class Int8Linear(nn.Module):
         return kernel(flat.float(), self.qweight, scales, bias).to(flat.dtype)  # the bias added in the kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cpu and x.numel() <= 2 * self.in_features:  # decoding: one or two rows
+        if x.is_cpu and x.numel() <= INT8_MAX_ROWS * self.in_features:  # decoding: a few rows
             out = self._c_kernel(x.reshape(-1, self.in_features))
             if out is not None:
                 return out.view(*x.shape[:-1], self.out_features)
@@ -106,7 +106,7 @@ class Int8Linear(nn.Module):
             fallback = self.forward
 
             def c_product(h: torch.Tensor) -> torch.Tensor:
-                if h.shape[0] > 2:
+                if h.shape[0] > INT8_MAX_ROWS:
                     return fallback(h)
                 return kernel(h if h.dtype == torch.float32 else h.float(), qweight, scales32, None).to(h.dtype)
 
@@ -117,8 +117,8 @@ class Int8Linear(nn.Module):
         return lambda h: _INT8_MM(h.to(_KERNEL_DTYPE), qweight, scales).to(h.dtype)
 
     def product_2d_gelu(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """h [M, in] -> GELU(h W^T + bias) with the GELU applied inside the C kernel (M <= 2; more
-        rows: `forward` then `F.gelu`); None where the kernel does not apply."""
+        """h [M, in] -> GELU(h W^T + bias) with the GELU applied inside the C kernel (M up to
+        INT8_MAX_ROWS; more rows: `forward` then `F.gelu`); None where the kernel does not apply."""
         kernel = int8_matmul()
         if kernel is None or not self.qweight.is_cpu or not int8_matmul_fits(self.qweight):
             return None
@@ -127,7 +127,7 @@ class Int8Linear(nn.Module):
         forward = self.forward
 
         def c_product(h: torch.Tensor) -> torch.Tensor:
-            if h.shape[0] > 2:
+            if h.shape[0] > INT8_MAX_ROWS:
                 return F.gelu(forward(h))
             return kernel(h if h.dtype == torch.float32 else h.float(), qweight, scales32, bias, True).to(h.dtype)
 
