@@ -87,8 +87,11 @@ class FusedStep:
             return None
         with_cross = [layer.cross_attn is not None and cross is not None for layer in transformer.layers]
         folded = [fold is not None for fold in folds]
+        kernel_dtypes = (torch.float32, torch.bfloat16)
+        conditions = [] if cross is None else cross.keys + cross.values  # copied contiguous below
         if (len(set(with_cross)) > 1 or len(set(live)) > 1 or len(set(folded)) > 1
-                or any(not (k.is_cpu and k.is_contiguous()) for k in cache.keys + cache.values)):
+                or any(not (t.is_cpu and t.is_contiguous()) for t in cache.keys + cache.values)
+                or any(t.dtype not in kernel_dtypes or not t.is_cpu for t in cache.keys + conditions)):
             return None
         norms = [n for layer in transformer.layers for n in (layer.norm1, layer.norm2, layer.norm_cross) if n is not None]
         if len({n.eps for n in norms}) != 1 or any(n.weight is None or n.weight.dtype != torch.float32 for n in norms):
