@@ -70,7 +70,8 @@ def main() -> None:
     positions = args.positions or (20 if args.quick else 250)
     rows = [measure(folder, None if mode == "fp32" else mode, positions, args.rounds, args.prompts)
             for mode in args.modes.split(",")]
-    columns = [("mode", "weights", "{}"), ("fused", "fused step built", "{}"), ("fused_ms", "fused ms (median)", "{:.2f}"),
+    columns = [("mode", "weights", "{}"), ("fused", "fused step built", "{}"),
+               ("fused_ms", "fused ms (median)", "{:.2f}"),
                ("fused_best_ms", "fused ms (best)", "{:.2f}"), ("python_ms", "Python-driven ms (median)", "{:.2f}"),
                ("python_best_ms", "Python-driven ms (best)", "{:.2f}"), ("ratio", "x (medians)", "{:.2f}"),
                ("logit_diff", "max logit diff", "{:.1e}")]

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..kernels import DECODE_STEP_SLOTS, decode_scratch_size, decode_step, decode_step_fits, decode_step_takes_int8, fold_width
+from ..kernels import (DECODE_STEP_SLOTS, decode_scratch_size, decode_step, decode_step_fits, decode_step_takes_int8,
+                       fold_width)
 from .quantize import Int8Linear
 from .transformer import CrossKV, KVCache, Transformer
 
@@ -93,7 +94,8 @@ class FusedStep:
                 or any(not (t.is_cpu and t.is_contiguous()) for t in cache.keys + cache.values)
                 or any(t.dtype not in kernel_dtypes or not t.is_cpu for t in cache.keys + conditions)):
             return None
-        norms = [n for layer in transformer.layers for n in (layer.norm1, layer.norm2, layer.norm_cross) if n is not None]
+        norms = [n for layer in transformer.layers for n in (layer.norm1, layer.norm2, layer.norm_cross)
+                 if n is not None]
         if len({n.eps for n in norms}) != 1 or any(n.weight is None or n.weight.dtype != torch.float32 for n in norms):
             return None
         fp32 = type(transformer.layers[0].linear1) is nn.Linear
@@ -113,7 +115,8 @@ class FusedStep:
                     row.update(_padded_fold(fold, transformer.num_heads, cond_length))
                 else:
                     linears.update(cq=layer.cross_attn.q_proj, co=layer.cross_attn.out_proj)
-                    row.update(cross_k=cross.keys[i][: live[i]].contiguous(), cross_v=cross.values[i][: live[i]].contiguous())
+                    row.update(cross_k=cross.keys[i][: live[i]].contiguous(),
+                               cross_v=cross.values[i][: live[i]].contiguous())
             for name, module in linears.items():
                 weights = _weights(module, fp32)
                 if weights is None:

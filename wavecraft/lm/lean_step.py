@@ -26,7 +26,8 @@ only (one prompt at musicgen-small's shape: folded up to 63 text tokens).
 Quantised linear layers are called as they are (their kernels are the product); everything else
 is the same plan. Where the model allows it (int8 or fp32 weights, MusicGen's layer shapes) the
 whole step is one C call instead (`FusedStep`, wavecraft/lm/fused_step.py, built from this plan's
-folds; `fused=False` keeps the Python-driven step). `LeanStep` is for inference only and is rebuilt for every `DecodeState`.
+folds, which it copies: the plan is then dropped; `fused=False` keeps the Python-driven step).
+`LeanStep` is for inference only and is rebuilt for every `DecodeState`.
 """
 from __future__ import annotations
 
@@ -220,6 +221,8 @@ class LeanStep:
                 for i, layer in enumerate(transformer.layers)]
         folds = [_fold_of(p.cross) for p in self.layers]
         self.fused = FusedStep.build(transformer, cache, cross, live, self_mask, folds) if fused else None
+        if self.fused is not None:
+            self.layers = []  # the fused step holds its own copies (the folds: up to Wq + Wo a layer)
 
     def __call__(self, x: Tensor, t: int) -> Tensor:
         tr = self.transformer
@@ -227,14 +230,14 @@ class LeanStep:
             raise ValueError(f"KV cache holds {self.cache.max_len} positions, asked for {t + 1}")
         if tr.positional in ("sin", "sin_rope"):
             x = x + tr.sin_table(t + 1, x.device, x.dtype)[t]
-        rope = None
-        if tr.rotary is not None:
-            cos, sin = tr.rotary.tables(t + 1, x.device, x.dtype)
-            rope = (cos[t : t + 1], sin[t : t + 1])
         if self.fused is not None:
             x = self.fused(x, t)
             self.cache.length = t + 1
             return x
+        rope = None
+        if tr.rotary is not None:
+            cos, sin = tr.rotary.tables(t + 1, x.device, x.dtype)
+            rope = (cos[t : t + 1], sin[t : t + 1])
         mask = None if self.self_mask is None else self.self_mask[..., : t + 1]
         B = x.shape[0]
         for p in self.layers:
