@@ -4,10 +4,10 @@
  *                    x[:live] += cross-attention of LNc(x[:live])                   (if the layer has it)
  *                    x += Wdown GELU(Wup LN2(x))
  *
- * for B <= 4 rows (up to two prompts and their classifier-free-guidance null rows), with int8 weights (and
- * fp32 scales) or fp32 weights. Driving the same step from Python costs ~15 calls per layer, ~6 ms
- * a step at musicgen-small's 24 layers on a 2-core machine (a quarter of an int8 step), and every
- * product opens and closes its own thread team. Here one team runs the whole step, meeting at a
+ * for B <= 4 rows (up to two prompts and their classifier-free-guidance null rows), with int8
+ * weights (and fp32 scales) or fp32 weights. Driving the same step from Python costs ~15 calls
+ * per layer, ~6 ms a step at musicgen-small's 24 layers on a 2-core machine (a quarter of an int8
+ * step), and every product opens and closes its own thread team. Here one team runs the whole step, meeting at a
  * barrier between dependent phases. The int8 products, the attention and GELU are the same code
  * as the separate kernels (int8_rows.h, attention_pair.h, vecmath.h); the fp32 products, the
  * layer norm and the folded cross-attention sum in another order than PyTorch.
@@ -110,20 +110,31 @@ static void f32_span(const float *x, int64_t M, const float *w, float *y, int64_
     }
 }
 
+/* The int8 pieces: kept out of line, so that only these functions carry the VNNI target and the
+ * step itself (and its fp32 path) runs on AVX-512 CPUs without VNNI. */
+VNNI __attribute__((noinline)) static void split_rows(const float *in, int64_t M, int64_t K, uint8_t *xq, float (*s)[2]) {
+    for (int64_t m = 0; m < M; m++) split_row(in + m * K, K, xq + m * 2 * K, s[m]);
+}
+
+VNNI __attribute__((noinline)) static void int8_product(const int8_t *q, const float *scale, const uint8_t *xq,
+                                                        float (*s)[2], int64_t M, float *y, int64_t N, int64_t K,
+                                                        int64_t lo, int64_t hi, int accumulate) {
+    vnni_span(xq, (const float (*)[2])s, M, q, scale, 0, y, N, K, lo, hi, accumulate);
+}
+
 /* the M input rows a product needs: their int8 pieces for int8 weights, nothing for fp32 */
-VNNI static void prepare(int64_t fp32, const float *in, int64_t M, int64_t K, uint8_t *xq, float (*s)[2]) {
-    if (!fp32)
-        for (int64_t m = 0; m < M; m++) split_row(in + m * K, K, xq + m * 2 * K, s[m]);
+static void prepare(int64_t fp32, const float *in, int64_t M, int64_t K, uint8_t *xq, float (*s)[2]) {
+    if (!fp32) split_rows(in, M, K, xq, s);
 }
 
 /* this thread's outputs [4 lo, 4 hi) of in [M, K] times the layer's weight in `slot` */
-VNNI static void product(int64_t fp32, const int64_t *layer, int slot, const float *in, const uint8_t *xq, float (*s)[2],
-                         int64_t M, float *y, int64_t N, int64_t K, int64_t lo, int64_t hi, int accumulate) {
+static void product(int64_t fp32, const int64_t *layer, int slot, const float *in, const uint8_t *xq, float (*s)[2],
+                    int64_t M, float *y, int64_t N, int64_t K, int64_t lo, int64_t hi, int accumulate) {
     if (fp32)
         f32_span(in, M, (const float *)(intptr_t)layer[slot], y, N, K, lo, hi, accumulate);
     else
-        vnni_span(xq, (const float (*)[2])s, M, (const int8_t *)(intptr_t)layer[slot],
-                  (const float *)(intptr_t)layer[slot + 1], 0, y, N, K, lo, hi, accumulate);
+        int8_product((const int8_t *)(intptr_t)layer[slot], (const float *)(intptr_t)layer[slot + 1], xq, s, M, y, N,
+                     K, lo, hi, accumulate);
 }
 
 /* softmax over each head's S scores of `live` rows of HSp, after adding the bias; padding zeroed */
@@ -152,11 +163,11 @@ static void fold_softmax(float *sc, const float *bias, int64_t live, int64_t H, 
  * (through the projections; a folded layer has its mask in FOLD_BIAS); scratch: at least
  * 5 * B * D + B * F + B * HSp floats, then 2 * B * max(D, F) bytes. Returns 1 for what it does not
  * handle, 0 on success. */
-VNNI int wavecraft_decode_step(float *x, int64_t B, int64_t D, int64_t H, int64_t F, int64_t L, const int64_t *layers,
-                               int64_t fp32, int64_t t, int64_t kv_b, int64_t kv_h, int64_t kv_bf16,
-                               const uint8_t *allowed, int64_t ab, int64_t live, int64_t S,
-                               const uint8_t *cross_allowed, int64_t cab, int64_t cross_bf16, float eps,
-                               float *scratch) {
+int wavecraft_decode_step(float *x, int64_t B, int64_t D, int64_t H, int64_t F, int64_t L, const int64_t *layers,
+                          int64_t fp32, int64_t t, int64_t kv_b, int64_t kv_h, int64_t kv_bf16,
+                          const uint8_t *allowed, int64_t ab, int64_t live, int64_t S,
+                          const uint8_t *cross_allowed, int64_t cab, int64_t cross_bf16, float eps,
+                          float *scratch) {
     int64_t hd = D / H, HSp = (H * S + 15) / 16 * 16;
     if (B < 1 || B > MAX_ROWS || live < 0 || live > B || D % 64 || F % 64 || D > VNNI_MAX_K || F > VNNI_MAX_K
         || D != H * hd || (hd != 32 && hd != 64 && hd != 128) || t < 0 || t + 1 > MAX_POSITIONS
