@@ -1,5 +1,5 @@
 """The C element-wise kernels (wavecraft/kernels/elementwise.c): the codec's ELU and the ELU module
-against F.elu, the LM's GELU against float64."""
+against F.elu, the LM's GELU against float64; and the benchmarks' stream sum (read_probe.c)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,3 +81,14 @@ def test_gelu_kernel_in_place_is_at_least_as_close_as_torch(n):
     view = x[::2]  # not contiguous: PyTorch's GELU, a new tensor
     out = gelu(view)
     assert out is not view and torch.equal(out, F.gelu(view))
+
+
+@pytest.mark.skipif(kernels.stream_sum() is None, reason="no AVX-512 CPU or C compiler here")
+@pytest.mark.parametrize("n", [1, 15, 16 * 8 * 2 + 5, 100_003])
+@pytest.mark.parametrize("streams", [1, 3, 8, 20])  # 20: clamped to 8
+def test_stream_sum_is_the_sum_whatever_the_streams(n, streams):
+    x = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    total = kernels.stream_sum()(x, streams)
+    assert abs(total - x.double().sum().item()) <= 1e-4 * x.abs().sum().item()
+    with pytest.raises(ValueError, match="contiguous CPU float32"):
+        kernels.stream_sum()(torch.randn(4, 4).t(), streams)
