@@ -215,7 +215,7 @@ class _ResBlockState:
         while done < n:
             part = self.skip[0]
             take = min(part.shape[-1], n - done)
-            y[..., done : done + take] += part[..., :take]
+            y[..., done : done + take].add_(part[..., :take])  # (`y[...] += p` also copies the slice onto itself)
             done += take
             if take == part.shape[-1]:
                 self.skip.pop(0)
