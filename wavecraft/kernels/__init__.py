@@ -248,7 +248,6 @@ def elu() -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None:
     return run
 
 
-
 ATTENTION_HEAD_DIMS = (32, 64, 128)
 ATTENTION_MAX_POSITIONS = 16384
 
@@ -382,14 +381,14 @@ def decode_step_fits(batch: int, dim: int, heads: int, ffn: int, positions: int,
             and max(positions, cond_length) <= ATTENTION_MAX_POSITIONS)
 
 
-def fold_width(heads: int, cond_length: int) -> int:
-    """Rows of a folded cross-attention's A^T (and columns of its C^T): H * S rounded up to 16."""
-    return (heads * cond_length + 15) // 16 * 16
+def fold_width(scores: int) -> int:
+    """Rows of a folded cross-attention's A^T (and columns of its C^T) for H * S scores: rounded up to 16."""
+    return (scores + 15) // 16 * 16
 
 
 def decode_scratch_size(batch: int, dim: int, ffn: int, scores: int = 0) -> int:
     """fp32 numbers of scratch `decode_step` needs (activations, folded scores, int8 pieces)."""
-    return 5 * batch * dim + batch * ffn + batch * ((scores + 15) // 16 * 16) + (2 * batch * max(dim, ffn) + 3) // 4
+    return 5 * batch * dim + batch * ffn + batch * fold_width(scores) + (2 * batch * max(dim, ffn) + 3) // 4
 
 
 @lru_cache(maxsize=1)

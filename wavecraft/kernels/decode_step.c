@@ -72,23 +72,7 @@ static void store_row(const float *src, void *dst, int64_t n, int64_t bf16) {
 }
 
 
-/* four fp32 weight rows against M <= 2 fp32 activation rows */
-static inline void f32_rows4(const float *x, int64_t M, const float *r, int64_t K, float *acc, int64_t ahead) {
-    __m512 a[2][4];
-    for (int m = 0; m < 2; m++)
-        for (int j = 0; j < 4; j++) a[m][j] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < K; i += 16) {
-        for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(r + j * K + i + ahead), _MM_HINT_T0);
-        __m512 x0 = _mm512_loadu_ps(x + i), x1 = M > 1 ? _mm512_loadu_ps(x + K + i) : x0;
-        for (int j = 0; j < 4; j++) {
-            __m512 w = _mm512_loadu_ps(r + j * K + i);
-            a[0][j] = _mm512_fmadd_ps(w, x0, a[0][j]);
-            if (M > 1) a[1][j] = _mm512_fmadd_ps(w, x1, a[1][j]);
-        }
-    }
-    for (int64_t m = 0; m < M; m++)
-        for (int j = 0; j < 4; j++) acc[m * 4 + j] = _mm512_reduce_add_ps(a[m][j]);
-}
+ROWS4(f32_rows4, float, _mm512_loadu_ps)  /* four fp32 weight rows (int8_rows.h) */
 
 /* outputs [4 lo, 4 hi) of x [M, K] times fp32 w [N, K]^T into y [M, N] (added to it when
  * accumulate); rows beyond two by pairs, as vnni_span */

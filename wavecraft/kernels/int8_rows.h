@@ -15,24 +15,28 @@ static inline int64_t prefetch_distance(int64_t K) { return 4 * K > 16384 ? 4 * 
 
 #define LOAD_W(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
 
-static inline void rows4(const float *x, int64_t M, const int8_t *r, int64_t K, float *acc /* [M][4] */, int64_t ahead) {
-    __m512 a[2][4];
-    for (int m = 0; m < 2; m++)
-        for (int j = 0; j < 4; j++) a[m][j] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < K; i += 16) {
-        if ((i & 63) == 0)
-            for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(r + j * K + i + ahead), _MM_HINT_T0);
-        __m512 x0 = _mm512_loadu_ps(x + i);
-        __m512 x1 = M > 1 ? _mm512_loadu_ps(x + K + i) : x0;
-        for (int j = 0; j < 4; j++) {
-            __m512 w = LOAD_W(r + j * K + i);
-            a[0][j] = _mm512_fmadd_ps(w, x0, a[0][j]);
-            if (M > 1) a[1][j] = _mm512_fmadd_ps(w, x1, a[1][j]);
-        }
+/* four weight rows of type T (LOAD: 16 of them as fp32 lanes) against M <= 2 fp32 activation
+ * rows, with one prefetch per cache line `ahead` elements on; acc [M][4]. rows4 is the int8 one;
+ * decode_step.c makes an fp32 one from the same loop. */
+#define ROWS4(NAME, T, LOAD) \
+    static inline void NAME(const float *x, int64_t M, const T *r, int64_t K, float *acc, int64_t ahead) { \
+        __m512 a[2][4]; \
+        for (int m = 0; m < 2; m++) \
+            for (int j = 0; j < 4; j++) a[m][j] = _mm512_setzero_ps(); \
+        for (int64_t i = 0; i < K; i += 16) { \
+            if ((i * (int64_t)sizeof(T)) % 64 == 0) \
+                for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(r + j * K + i + ahead), _MM_HINT_T0); \
+            __m512 x0 = _mm512_loadu_ps(x + i), x1 = M > 1 ? _mm512_loadu_ps(x + K + i) : x0; \
+            for (int j = 0; j < 4; j++) { \
+                __m512 w = LOAD(r + j * K + i); \
+                a[0][j] = _mm512_fmadd_ps(w, x0, a[0][j]); \
+                if (M > 1) a[1][j] = _mm512_fmadd_ps(w, x1, a[1][j]); \
+            } \
+        } \
+        for (int64_t m = 0; m < M; m++) \
+            for (int j = 0; j < 4; j++) acc[m * 4 + j] = _mm512_reduce_add_ps(a[m][j]); \
     }
-    for (int64_t m = 0; m < M; m++)
-        for (int j = 0; j < 4; j++) acc[m * 4 + j] = _mm512_reduce_add_ps(a[m][j]);
-}
+ROWS4(rows4, int8_t, LOAD_W)
 
 static inline void row1(const float *x, int64_t M, const int8_t *r, int64_t K, float *acc /* [M] */) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();

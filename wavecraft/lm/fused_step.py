@@ -41,11 +41,11 @@ def _weights(linear: nn.Module, fp32: bool) -> tuple[Tensor, Tensor | None] | No
     return None
 
 
-def _padded_fold(fold: Fold, heads: int, cond_length: int) -> dict[str, Tensor]:
+def _padded_fold(fold: Fold) -> dict[str, Tensor]:
     """A^T [b, HSp, D] and C^T [b, D, HSp], zero-padded to the kernel's width, and the bias [b, HSp]."""
     queries, outputs, bias = fold
     live, _, hs = queries.shape
-    pad = fold_width(heads, cond_length) - hs
+    pad = fold_width(hs) - hs
     out = {"fold_a": F.pad(queries.float().transpose(1, 2), (0, 0, 0, pad)).contiguous(),
            "fold_c": F.pad(outputs.float().transpose(1, 2), (0, pad)).contiguous()}
     if bias is not None:
@@ -112,7 +112,7 @@ class FusedStep:
                 row.update(lnc_w=layer.norm_cross.weight, lnc_b=layer.norm_cross.bias)
                 fold = folds[i]
                 if fold is not None:
-                    row.update(_padded_fold(fold, transformer.num_heads, cond_length))
+                    row.update(_padded_fold(fold))
                 else:
                     linears.update(cq=layer.cross_attn.q_proj, co=layer.cross_attn.out_proj)
                     row.update(cross_k=cross.keys[i][: live[i]].contiguous(),
