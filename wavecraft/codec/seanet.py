@@ -7,8 +7,8 @@ checkpoints) and folded into a plain weight, cached, whenever no gradient is nee
 
 Inference (no gradients) on CPU in fp32 takes faster forms that compute the same sums in another
 order, so outputs agree to float rounding (~1e-7 relative): activations in channels-last layout,
-where every convolution is a few matrix products (`codec/layout.py`), and the LSTM and the ELUs
-through C kernels (`LSTMBlock`, `ELU`, from `wavecraft.kernels`). `fast = True` is the default;
+where every convolution is a few matrix products (`codec/layout.py`), and the LSTM, the ELUs and
+whole residual blocks through C kernels (`LSTMBlock`, `ELU`, `ResBlock`, from `wavecraft.kernels`). `fast = True` is the default;
 set it False on a module, or call `Codec.set_fast(False)`, for the plain calls. Training always
 uses the plain calls.
 """
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer
+from ..kernels import LSTM_MAX_BATCH, elu, lstm_layer, resblock
 from . import layout
 from .config import CodecConfig
 
@@ -214,10 +214,49 @@ class ResBlock(nn.Module):
         self.shortcut = nn.Identity() if cfg.true_skip else NormConv1d(dim, dim, 1, **conv)
 
     def forward(self, x: Tensor) -> Tensor:
+        conv = self.block[1]
+        if self._fused_weights(x) is not None:
+            extra = extra_padding(x.shape[-1], conv.effective_kernel, conv.stride, conv.padding_total)
+            return self.on_padded(pad1d(layout.to_channels_last(x), conv.pad_left, conv.pad_right + extra, conv.pad_mode))
         y = x
         for layer in self.block:
             y = layer(y)
         return self.shortcut(x) + y
+
+    # The fused kernel holds both convolutions' weights in a core's L2 while it walks the rows;
+    # beyond that (the 32 kHz codec's 512-channel blocks: 2 MB) the BLAS's blocking wins.
+    FUSED_MAX_WEIGHTS = 256 * 1024
+
+    def streams_fused(self) -> bool:
+        """Whether the streaming code may run this block as one padded convolution (`on_padded`):
+        an identity shortcut, ELU -> unstrided, undilated convolution -> ELU -> 1x1, no norm."""
+        first, last = self.block[1], self.block[3]
+        return (isinstance(self.shortcut, nn.Identity) and first.stride == 1 and first.dilation == 1
+                and first.norm is None and last.norm is None and last.kernel_size == 1 and last.stride == 1)
+
+    def _fused_weights(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """(w1 [k, C, H], b1, w2 [H, C], b2) when `x` can go through the fused C kernel."""
+        first, last = self.block[1], self.block[3]
+        if not (self.streams_fused() and all(getattr(m, "fast", True) for m in self.block) and first._channels_last(x)
+                and resblock() is not None):
+            return None
+        w1, w2 = first.conv_weight(), last.conv_weight()
+        hidden, dim, k = w1.shape
+        if dim % 16 or hidden % 16 or w1.numel() + w2.numel() > self.FUSED_MAX_WEIGHTS or x.shape[1] != dim:
+            return None
+        return (first._derived.get(w1, "shifted", lambda w: w.permute(2, 1, 0)), first.bias,
+                last._derived.get(w2, "t", lambda w: w[:, :, 0].t()), last.bias)
+
+    def on_padded(self, x: Tensor) -> Tensor:
+        """The block on an input already padded for its first convolution (streaming, and the
+        fused path of `forward`): output i is the block at input sample i + the left padding."""
+        skip = self.block[1].pad_left
+        weights = self._fused_weights(x)
+        if weights is not None:
+            return resblock()(layout.to_channels_last(x), *weights, skip)
+        y = self.block[1].conv(self.block[0](x))
+        y = self.block[3](self.block[2](y))
+        return y + x[..., skip : skip + y.shape[-1]]
 
 
 class LSTMBlock(nn.Module):

@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WavecraftError
+from ..kernels import resblock
+from . import layout
 from .layout import empty_along_time, join
 from .seanet import ELU, LSTMBlock, NormConv1d, NormConvTranspose1d, ResBlock, extra_padding
 
@@ -111,7 +113,7 @@ class _ConvState:
         if n <= 0:
             return None
         start = self.next_out * self.s - self.pos
-        y = self.conv.conv(self.buf[..., start : start + (n - 1) * self.s + self.k])
+        y = self._apply(self.buf[..., start : start + (n - 1) * self.s + self.k])
         self.next_out += n
         drop = self.next_out * self.s - self.pos
         self.buf = _own(self.buf[..., drop:])
@@ -146,9 +148,17 @@ class _ConvState:
             self.pending = None
         return self._run()
 
+    def _apply(self, window: Tensor) -> Tensor:
+        """The layer on a padded window of complete inputs."""
+        return self.conv.conv(window)
+
+    def _whole(self, x: Tensor) -> Tensor:
+        """The one-pass layer (a stream too short to start)."""
+        return self.conv(x)
+
     def flush(self) -> Maybe:
         if self.buf is None:  # short stream: exactly the one-pass computation
-            return None if self.pending is None else self.conv(self.pending)
+            return None if self.pending is None else self._whole(self.pending)
         extra = extra_padding(self.n_in, self.k, self.s, self.conv.padding_total)
         self.buf = join([self.buf, self._right_pad(self.conv.pad_right + extra)])
         return self._run()
@@ -233,6 +243,37 @@ class _ResBlockState:
         return self._add(_chain_flush(self.chain))
 
 
+class _FusedResBlockState(_ConvState):
+    """A residual block streamed as its first convolution's state: each padded window of raw
+    input goes through the whole block at once (`ResBlock.on_padded`, the fused C kernel on CPU),
+    the skip being the window's own samples, so nothing else is kept."""
+
+    def __init__(self, block: ResBlock) -> None:
+        super().__init__(block.block[1])
+        self.block = block
+
+    def step(self, x: Maybe) -> Maybe:
+        weights = None if x is None else self.block._fused_weights(x)
+        # Steady state (started, the kept samples being exactly the next window's first k - 1):
+        # the kernel reads the kept samples and the new piece as one, so the piece is not copied.
+        if (weights is None or x.shape[-1] == 0 or self.buf is None or self.next_out != self.pos
+                or self.buf.shape[-1] != self.k - 1):
+            return super().step(x)
+        self.n_in += x.shape[-1]
+        self.hist = _own(_cat(self.hist, x[..., -self.keep_hist :])[..., -self.keep_hist :])
+        y = resblock()(layout.to_channels_last(x), *weights, self.conv.pad_left, head=self.buf)
+        self.next_out += y.shape[-1]
+        self.buf = _own(_cat(self.buf, x[..., -(self.k - 1) :])[..., -(self.k - 1) :]) if self.k > 1 else x[..., :0]
+        self.pos = self.next_out
+        return y
+
+    def _apply(self, window: Tensor) -> Tensor:
+        return self.block.on_padded(window)
+
+    def _whole(self, x: Tensor) -> Tensor:
+        return self.block(x)
+
+
 def _make_state(module: nn.Module) -> _State:
     if isinstance(module, NormConv1d):
         return _ConvState(module)
@@ -241,7 +282,7 @@ def _make_state(module: nn.Module) -> _State:
     if isinstance(module, LSTMBlock):
         return _LSTMState(module)
     if isinstance(module, ResBlock):
-        return _ResBlockState(module)
+        return _FusedResBlockState(module) if module.streams_fused() else _ResBlockState(module)
     return _Pointwise(module)
 
 
