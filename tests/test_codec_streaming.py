@@ -82,13 +82,31 @@ def test_sub_pieces_hold_the_wide_cheap_layers(monkeypatch: pytest.MonkeyPatch) 
 
 
 def _state_modules(state) -> list[torch.nn.Module]:
-    for name in ("conv", "block", "module"):
+    for name in ("block", "conv", "module"):  # a fused residual block's state has both: the block holds all
         if hasattr(state, name):
             found = [getattr(state, name)]
             return found + ([state.shortcut] if hasattr(state, "shortcut") else [])
     if isinstance(state, streaming._ResBlockState):
         return [m for s in state.chain for m in _state_modules(s)]
     return []
+
+
+@pytest.mark.parametrize("run_frames", [1, 7, 1500])
+def test_offline_pieces_gather_the_lstm_and_equal_one_pass(run_frames: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "LSTM_RUN_FRAMES", run_frames)
+    codec = _codec(**_SHAPES["noncausal-constant (MusicGen 32 kHz)"])
+    wav = torch.randn(2, 1, codec.hop_length * 23 + 5)
+    codec.stream_frames = None  # one pass
+    codes = codec.encode(wav)[0]
+    whole = codec.decode(codes)
+    codec.stream_frames = 4  # offline pieces: 4 frames in, the LSTM over `run_frames` at a time
+    assert torch.equal(codec.encode(wav)[0], codes)
+    torch.testing.assert_close(codec.decode(codes), whole, atol=1e-5, rtol=1e-4)
+    for offline in (streaming.StreamingEncoder(codec, offline=True), streaming.StreamingDecoder(codec, offline=True)):
+        assert any(isinstance(state, streaming._Gather) for state in offline.chain)
+    live = codec.decode_stream()  # a live stream never waits for a run of frames
+    assert not any(isinstance(state, streaming._Gather) for state in live.chain)
+    assert live.step(codes[..., :10]).shape[-1] > 0
 
 
 def test_causal_stream_emits_as_it_goes() -> None:

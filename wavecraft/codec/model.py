@@ -355,15 +355,19 @@ class Codec(nn.Module):
         return bool(self.stream_frames) and frames > int(self.stream_frames or 0) and streamable
 
     def _encode_in_pieces(self, wav: Tensor) -> Tensor:
+        from .streaming import StreamingEncoder
+
         piece = int(self.stream_frames or 1) * self.hop_length
-        encoder = self.encode_stream()
+        encoder = StreamingEncoder(self, offline=True)
         codes = [encoder.step(wav[..., start : start + piece]) for start in range(0, wav.shape[-1], piece)]
         return torch.cat([*codes, encoder.flush()], dim=-1)
 
     def _decode_in_pieces(self, codes: Tensor, scale: Tensor | None) -> Tensor:
         B, _, F = codes.shape
+        from .streaming import StreamingDecoder
+
         piece = int(self.stream_frames or F)
-        decoder = self.decode_stream(scale)
+        decoder = StreamingDecoder(self, scale, offline=True)
         out = torch.empty(B, self.channels, F * self.hop_length, device=self._device(), dtype=self._param_dtype())
         filled = 0
         for start in range(0, F + piece, piece):  # one round past the end: the flush
