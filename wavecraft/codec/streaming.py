@@ -374,8 +374,8 @@ def _audio_side_chain(modules: list[nn.Module], audio_first: bool, on_cpu: bool)
 # this many frames at a time (30 s at 50 Hz: 6 MB of activations at 1024 channels). Run piece by
 # piece, each 2 s piece switches between the layers' recurrent and input matrices (64 MB at 1024
 # units, more than the L3), so each layer starts cold from memory every piece, and its input
-# projection is a 100-row product; gathered, an encode of 10 s took 0.71-0.92 s against
-# 0.80-0.99 s (best and median of ten alternations, the 2-core development machine).
+# projection is a 100-row product; gathered, an encode of 10 s took 0.65 s against 0.69 s
+# (best of ten alternations; median 0.72 against 0.83 s) on the 2-core development machine.
 LSTM_RUN_FRAMES = 1500
 
 
