@@ -1,5 +1,5 @@
-"""Glue the generation models need around the LM: conditioners from config, the stereo codec and
-the incremental decode behind `generate_stream`.
+"""Glue the generation models need around the LM: conditioners from config, the stereo codec, the
+incremental decode behind `generate_stream` and the progress bar over a generation's windows.
 
 Conditioner specs are plain dicts `{"type": "t5" | "minilm" | "lut" | "chroma", **config}` so a
 model's config.json can name any mix of them; `build_conditioner` turns one into a module.
@@ -7,7 +7,7 @@ model's config.json can name any mix of them; `build_conditioner` turns one into
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -139,3 +139,30 @@ class DecodeStream:
             with torch.no_grad():
                 return self.codec.decode(torch.cat(self.pending, dim=-1)).float()
         return self._each(codes, flush=True)
+
+
+class GenerationProgress:
+    """tqdm bar over all windows of one generation (steps, steps/s, ETA), or a user callback."""
+
+    def __init__(self, total: int, show: bool, callback: Callable[[int, int], None] | None) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+        self.bar = None
+        if show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="step", desc="generating", leave=False, dynamic_ncols=True)
+
+    def window(self, offset: int) -> Callable[[int, int], None]:
+        def step(done: int, _total: int) -> None:
+            now = offset + done
+            if self.bar is not None:
+                self.bar.update(now - self.done)
+            self.done = now
+            if self.callback is not None:
+                self.callback(now, self.total)
+
+        return step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

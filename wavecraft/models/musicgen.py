@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import ConfigError, WavecraftError
 from ..lm import Conditions, GenerationParams, LMConfig, LMModel
 from ..lm.generate import stream_codes
-from .components import TEXT_TYPES, DecodeStream, conditioner_type
+from .components import TEXT_TYPES, DecodeStream, GenerationProgress, conditioner_type
 
 
 @dataclass
@@ -39,33 +39,6 @@ class MusicGenConfig(Config):
     max_duration: float = 30.0  # seconds the LM was trained on; longer outputs use a sliding window
     extend_stride: float = 18.0  # default seconds the window moves by
     default_duration: float = 15.0
-
-
-class _Progress:
-    """tqdm bar over all windows of one generation (steps, steps/s, ETA), or a user callback."""
-
-    def __init__(self, total: int, show: bool, callback: Callable[[int, int], None] | None) -> None:
-        self.total, self.done, self.callback = total, 0, callback
-        self.bar = None
-        if show:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="step", desc="generating", leave=False, dynamic_ncols=True)
-
-    def window(self, offset: int) -> Callable[[int, int], None]:
-        def step(done: int, _total: int) -> None:
-            now = offset + done
-            if self.bar is not None:
-                self.bar.update(now - self.done)
-            self.done = now
-            if self.callback is not None:
-                self.callback(now, self.total)
-
-        return step
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class MusicGen:
@@ -322,7 +295,7 @@ class MusicGen:
             # with itself (audiocraft does, for the same result); skip the second half of the batch.
             params = params.replace(cfg_coef=1.0)
         melody_rows = self._melody_rows(melodies, melody_sample_rate, B)
-        tracker = _Progress(sum(self._steps(w) for w in windows), progress, self._progress_callback)
+        tracker = GenerationProgress(sum(self._steps(w) for w in windows), progress, self._progress_callback)
         done_steps = 0
         prompt = None if prompt_tokens is None else prompt_tokens.to(self.device)
         static = None if self.cuda_graph else False
