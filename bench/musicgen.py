@@ -3,11 +3,13 @@
     python bench/musicgen.py                   # musicgen-small shape, 10 s of audio, 2 threads, CPU
     python bench/musicgen.py --quick           # tiny shapes, 1 s: checks that everything runs
     python bench/musicgen.py --device cuda --dtype bfloat16
+    python bench/musicgen.py --device cuda --dtype bfloat16 --engines transformers,wavecraft --prompts 8
 
 Random weights at the musicgen-small decoder shape (1024 wide, 24 layers, 16 heads, 4 x 2048
 codebooks), a 2-layer T5 text encoder (it runs once per call; t5-base's cost is the same for both
 engines) and EnCodec at the 32 kHz shape. transformers builds the model and saves it; wavecraft
-loads that folder, so both run the same weights. Sampling: top-k 250, CFG 3, one prompt.
+loads that folder, so both run the same weights. Sampling: top-k 250, CFG 3, one prompt (or
+--prompts of them in one batch: how generation scales with the batch).
 
 Reported per engine (each in its own process, one after the other): steady-state steps/s (middle
 80% of the steps), end-to-end seconds (text encoding + all steps + codec decode), speed-ups over
@@ -37,6 +39,10 @@ from common import (CODEC_32K, CODEC_QUICK, StepClock, add_common_args, machine_
                     read_bandwidth_gbs, read_once, reset_peak_memory, run_children, setup_threads, sync, timed)
 
 PROMPT = "lofi beat with warm piano"
+
+
+def prompts(args: argparse.Namespace) -> list[str]:
+    return [PROMPT] + [f"{PROMPT}, take {i + 1}" for i in range(args.prompts - 1)]
 SMALL = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096, vocab_size=2048)
 QUICK = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128, vocab_size=2048)
 
@@ -111,7 +117,7 @@ def run_transformers(args: argparse.Namespace, folder: Path) -> dict:
 
     dtype = getattr(torch, args.dtype)
     hf = MusicgenForConditionalGeneration.from_pretrained(str(folder), dtype=dtype).to(args.device).eval()
-    inputs = AutoTokenizer.from_pretrained(str(folder))([PROMPT], return_tensors="pt").to(args.device)
+    inputs = AutoTokenizer.from_pretrained(str(folder))(prompts(args), return_tensors="pt", padding=True).to(args.device)
     clock = StepClock(args.device)
 
     class Tick(LogitsProcessor):
@@ -159,13 +165,13 @@ def run_wavecraft(args: argparse.Namespace, folder: Path) -> dict:
         pieces = []
         sync(args.device)
         start = time.perf_counter()
-        for piece in model.generate_stream([PROMPT], seed=0):
+        for piece in model.generate_stream(prompts(args), seed=0):
             sync(args.device)
             ttfa = ttfa if ttfa is not None else time.perf_counter() - start - clock.paused
             pieces.append(piece)
         seconds, wav = time.perf_counter() - start, torch.cat(pieces, dim=-1)
     else:
-        seconds, wav = timed(lambda: model.generate([PROMPT], seed=0), args.device)
+        seconds, wav = timed(lambda: model.generate(prompts(args), seed=0), args.device)
         ttfa = None
     seconds -= clock.paused  # the bandwidth probes' own time
     ttfa = seconds if ttfa is None else ttfa
@@ -237,6 +243,7 @@ def main() -> None:
                    help="comma list among transformers, wavecraft[-int8|-int4][-bf16][-stream][-nograph] "
                         "(default: CPU transformers,wavecraft,wavecraft-stream,wavecraft-int8,wavecraft-int4; "
                         "GPU transformers,wavecraft-nograph,wavecraft,wavecraft-stream)")
+    p.add_argument("--prompts", type=int, default=1, help="prompts generated together, one batch (default 1)")
     p.add_argument("--quality", action="store_true",
                    help="only the quantisation quality (int8, int4 vs fp32 on 150 decoded frames)")
     args = p.parse_args()
@@ -257,7 +264,7 @@ def main() -> None:
                else "transformers,wavecraft,wavecraft-stream,wavecraft-int8,wavecraft-int4")
     engines = (args.engines or default).split(",")
     rows = run_children(Path(__file__).resolve(), engines, args,
-                        ["--seconds", str(args.seconds), "--dtype", args.dtype])
+                        ["--seconds", str(args.seconds), "--dtype", args.dtype, "--prompts", str(args.prompts)])
     ref = next((r for r in rows if r["engine"] == "transformers"), None)
     plain = next((r for r in rows if r["engine"] in ("wavecraft", "wavecraft-nograph")), None)
     if ref is not None and plain is not None:  # same weights and dtype: the same bytes per step
@@ -267,6 +274,7 @@ def main() -> None:
         if ref is not None:
             r["speedup_e2e"] = ref["e2e_s"] / r["e2e_s"]
             r["speedup_steps"] = r["steps_per_s"] / ref["steps_per_s"]
+        r["realtime"] = args.prompts * args.seconds / r["e2e_s"]
         if r.get("bound_steps_per_s"):
             r["bound_pct"] = 100 * r["steps_per_s"] / r["bound_steps_per_s"]
         if r.get("full_bound_steps_per_s"):
@@ -279,6 +287,7 @@ def main() -> None:
     print_table(rows, [
         ("engine", "engine", "{}"), ("steps_per_s", "steps/s", "{:.1f}"), ("e2e_s", "end-to-end s", "{:.2f}"),
         ("speedup_e2e", "x transformers (e2e)", "{:.2f}"), ("speedup_steps", "x transformers (steps/s)", "{:.2f}"),
+        ("realtime", "audio s per s", "{:.1f}"),
         ("bound_steps_per_s", "bound steps/s", "{:.1f}"), ("bound_pct", "% of bound", "{:.0f}"),
         ("full_bound_pct", "% of bound with KV reads", "{:.0f}"),
         ("median_steps_per_s", "median-step steps/s", "{:.1f}"), ("median_bound_pct", "% of bound (median step)", "{:.0f}"),
@@ -287,7 +296,7 @@ def main() -> None:
         ("logit_err", "logit err (max)", "{:.4f}"), ("logit_rms", "logit err (rms)", "{:.4f}"),
         ("agreement", "token agreement", "{:.3f}"),
     ], f"MusicGen {'quick shapes' if args.quick else 'musicgen-small shape'}, {args.seconds:g} s of audio, "
-       f"top-k 250, CFG 3, {args.dtype}; {machine_line(args)}")
+       f"{args.prompts} prompt(s), top-k 250, CFG 3, {args.dtype}; {machine_line(args)}")
     measured = [r for r in rows if r.get("bandwidth_gbs")]
     if measured:
         def source(r: dict) -> str:
