@@ -85,3 +85,18 @@ def test_training_forward_penalty_straight_through_and_dropout() -> None:
     torch.testing.assert_close(x.grad, torch.ones_like(x))  # straight-through: identity gradient
     rvq.eval()
     assert rvq(x, frame_rate=50).penalty.item() == 0.0
+
+
+def test_inference_distances_are_the_references_expression_bit_for_bit():
+    from wavecraft.codec.quantizer import _neg_sq_distance
+
+    g = torch.Generator().manual_seed(3)
+    for n, k, d in [(500, 2048, 128), (37, 1024, 8), (1, 16, 4)]:
+        x, embed = torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
+        reference = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed.t() + embed.pow(2).sum(1)[None])
+        with torch.no_grad():
+            assert torch.equal(_neg_sq_distance(x, embed), reference)
+        x.requires_grad_(True)
+        with torch.enable_grad():
+            out = _neg_sq_distance(x, embed)
+        assert out.grad_fn is not None and torch.equal(out.detach(), reference)
