@@ -82,14 +82,15 @@ def step_bytes(lm) -> int:
                                   if layer.cross_attn is not None)
 
 
-def kv_bytes_per_step(lm, steps: int) -> float:
+def kv_bytes_per_step(lm, steps: int, rows: int) -> float:
     """KV-cache bytes self-attention reads per step, averaged over the steady-state steps (the
-    middle 80%, as `StepClock`): keys and values of every layer, both CFG rows, all filled positions."""
+    middle 80%, as `StepClock`): keys and values of every layer, every row (each prompt and its
+    CFG null row), all filled positions."""
     import torch
 
     tr = lm.transformer
     itemsize = torch.empty(0, dtype=lm.kv_dtype or lm.dtype).element_size()
-    per_position = 2 * len(tr.layers) * 2 * tr.num_heads * tr.head_dim * itemsize
+    per_position = 2 * len(tr.layers) * rows * tr.num_heads * tr.head_dim * itemsize
     first, last = steps // 10, steps - 1 - steps // 10
     return per_position * (first + last) / 2 + per_position  # mean filled length over the window
 
@@ -180,7 +181,7 @@ def run_wavecraft(args: argparse.Namespace, folder: Path) -> dict:
     bw_outside = max(bw_before, read_bandwidth_gbs(args.device))  # the higher probe: the stricter bound
     bw = statistics.median(clock.probes) if clock.probes else bw_outside
     nbytes = step_bytes(model.lm)
-    kv = kv_bytes_per_step(model.lm, len(clock.stamps))
+    kv = kv_bytes_per_step(model.lm, len(clock.stamps), rows=2 * args.prompts)
     out = dict(engine=args.engine, steps_per_s=clock.steady_steps_per_s(), median_steps_per_s=clock.median_steps_per_s(),
                e2e_s=seconds, ttfa_s=ttfa,
                peak_mb=peak, load_mb=load_mb, samples=int(wav.shape[-1]), bandwidth_gbs=bw,
