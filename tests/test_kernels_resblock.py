@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from wavecraft import kernels
-from wavecraft.codec import layout, seanet, streaming
+from wavecraft.codec import layout, seanet, stream_states, streaming
 from wavecraft.codec.config import CodecConfig
 
 kernel = kernels.resblock()
@@ -76,7 +76,7 @@ def _count_calls(monkeypatch):
         return None if real is None else (lambda *a, **k: calls.append(1) or real(*a, **k))
 
     monkeypatch.setattr(seanet, "resblock", counted)
-    monkeypatch.setattr(streaming, "resblock", counted)
+    monkeypatch.setattr(stream_states, "resblock", counted)
     return calls
 
 
@@ -125,3 +125,4 @@ def test_blocks_the_kernel_does_not_take_keep_the_layers(monkeypatch):
         y = _block(32)(_cl(torch.randn(1, 32, 20, requires_grad=True)))
         assert y.grad_fn is not None
     assert not calls
+
