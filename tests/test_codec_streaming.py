@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wavecraft.codec import Codec, CodecConfig, streaming
+from wavecraft.codec import Codec, CodecConfig, stream_states, streaming
 from wavecraft.errors import WavecraftError
 
 # Released structures (ratios, kernels, LSTM, residual blocks) with very narrow layers.
@@ -71,7 +71,7 @@ def test_sub_pieces_hold_the_wide_cheap_layers(monkeypatch: pytest.MonkeyPatch) 
         inner = sub.chain
         weights = sum(p.numel() for state in inner for p in _state_modules(state) for p in p.parameters())
         assert 0 < weights <= streaming.SUB_PIECE_WEIGHTS
-        assert not any(isinstance(s, streaming._LSTMState) for s in inner)
+        assert not any(isinstance(s, stream_states._LSTMState) for s in inner)
         # the next deeper layer would not have fitted
         outer = chain[1] if first else chain[-2]
         extra = sum(p.numel() for m in _state_modules(outer) for p in m.parameters())
@@ -86,7 +86,7 @@ def _state_modules(state) -> list[torch.nn.Module]:
         if hasattr(state, name):
             found = [getattr(state, name)]
             return found + ([state.shortcut] if hasattr(state, "shortcut") else [])
-    if isinstance(state, streaming._ResBlockState):
+    if isinstance(state, stream_states._ResBlockState):
         return [m for s in state.chain for m in _state_modules(s)]
     return []
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from wavecraft import kernels
-from wavecraft.codec import layout, seanet, stream_states, streaming
+from wavecraft.codec import layout, seanet, stream_states
 from wavecraft.codec.config import CodecConfig
 
 kernel = kernels.resblock()
@@ -97,8 +97,8 @@ def test_fused_block_and_its_stream_equal_the_plain_block(pad_mode, causal, monk
         fused = block(_cl(x))
         assert calls and (fused - plain).abs().max() <= 2e-6 * plain.abs().max()
         for sizes in ([1], [2], [7, 1, 40], [150]):
-            state = streaming._make_state(block)
-            assert isinstance(state, streaming._FusedResBlockState)
+            state = stream_states._make_state(block)
+            assert isinstance(state, stream_states._FusedResBlockState)
             out, start, i = [], 0, 0
             while start < x.shape[-1]:
                 n = sizes[i % len(sizes)]
@@ -118,7 +118,7 @@ def test_blocks_the_kernel_does_not_take_keep_the_layers(monkeypatch):
                               atol=1e-6)
         shortcut = _block(32, true_skip=False)  # a 1x1 shortcut: not an identity
         assert not shortcut.streams_fused()
-        assert not isinstance(streaming._make_state(shortcut), streaming._FusedResBlockState)
+        assert not isinstance(stream_states._make_state(shortcut), stream_states._FusedResBlockState)
         wide = _block(512)  # 2 MB of weights: the BLAS path
         assert wide._fused_weights(_cl(torch.randn(1, 512, 8))) is None
     with torch.enable_grad():  # training: never the kernel

@@ -5,9 +5,9 @@ Every layer gets a small state object (codec/stream_states.py) with `step(x)` (c
 emit the outputs that no future input can change) and `flush()` (end of stream: apply the right
 padding, emit the rest); this module chains them, runs the cheap wide layers next to the audio
 over sub-pieces, gathers runs of frames for the LSTM offline, and wraps it all as
-`StreamingEncoder` / `StreamingDecoder`. This works for non-causal models too (MusicGen's 32 kHz codec): they simply emit later, by the
-look-ahead of their convolutions. Group norm (EnCodec 48 kHz) and renormalised or chunked encoding
-need the whole signal and are refused.
+`StreamingEncoder` / `StreamingDecoder`. This works for non-causal models too (MusicGen's 32 kHz
+codec): they simply emit later, by the look-ahead of their convolutions. Group norm (EnCodec
+48 kHz) and renormalised or chunked encoding need the whole signal and are refused.
 """
 from __future__ import annotations
 
@@ -17,18 +17,7 @@ from torch import Tensor, nn
 from ..errors import WavecraftError
 from .layout import join
 from .seanet import ELU, LSTMBlock, NormConv1d, NormConvTranspose1d
-from .stream_states import (  # noqa: F401 (the states are part of this module's namespace for tests)
-    Maybe,
-    _chain_flush,
-    _chain_step,
-    _ConvState,
-    _FusedResBlockState,
-    _LSTMState,
-    _make_chain,
-    _make_state,
-    _ResBlockState,
-    _State,
-)
+from .stream_states import Maybe, _chain_flush, _chain_step, _LSTMState, _make_chain, _State
 
 # Sub-pieces. The layers next to the audio have the smallest weights and the largest activations:
 # at 32 kHz with 64 channels a 2 s piece makes 16 MB tensors, each a fresh allocation that the C
