@@ -255,8 +255,8 @@ class ResBlock(nn.Module):
         if weights is not None:
             return resblock()(layout.to_channels_last(x), *weights, skip)
         y = self.block[1].conv(self.block[0](x))
-        y = self.block[3](self.block[2](y))
-        return y + x[..., skip : skip + y.shape[-1]]
+        y = self.block[3](self.block[2](y))  # a fresh tensor: the skip goes in place
+        return y.add_(x[..., skip : skip + y.shape[-1]])
 
 
 class LSTMBlock(nn.Module):
