@@ -39,12 +39,13 @@ from common import (CODEC_32K, CODEC_QUICK, StepClock, add_common_args, machine_
                     read_bandwidth_gbs, read_once, reset_peak_memory, run_children, setup_threads, sync, timed)
 
 PROMPT = "lofi beat with warm piano"
+SMALL = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096, vocab_size=2048)
+QUICK = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128, vocab_size=2048)
 
 
 def prompts(args: argparse.Namespace) -> list[str]:
+    """The batch: --prompts distinct texts (distinct conditions, as real users send)."""
     return [PROMPT] + [f"{PROMPT}, take {i + 1}" for i in range(args.prompts - 1)]
-SMALL = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096, vocab_size=2048)
-QUICK = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128, vocab_size=2048)
 
 
 def build(folder: Path, quick: bool) -> Path:
@@ -248,6 +249,8 @@ def main() -> None:
     p.add_argument("--quality", action="store_true",
                    help="only the quantisation quality (int8, int4 vs fp32 on 150 decoded frames)")
     args = p.parse_args()
+    if args.prompts < 1:
+        p.error(f"--prompts must be at least 1, got {args.prompts}")
     args.seconds = args.seconds or (1.0 if args.quick else 10.0)
     folder = Path(args.workdir) / ("musicgen-quick" if args.quick else "musicgen-small-random")
     if args.quality:

@@ -363,9 +363,9 @@ class Codec(nn.Module):
         return torch.cat([*codes, encoder.flush()], dim=-1)
 
     def _decode_in_pieces(self, codes: Tensor, scale: Tensor | None) -> Tensor:
-        B, _, F = codes.shape
         from .streaming import StreamingDecoder
 
+        B, _, F = codes.shape
         piece = int(self.stream_frames or F)
         decoder = StreamingDecoder(self, scale, offline=True)
         out = torch.empty(B, self.channels, F * self.hop_length, device=self._device(), dtype=self._param_dtype())

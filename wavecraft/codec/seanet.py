@@ -8,9 +8,9 @@ checkpoints) and folded into a plain weight, cached, whenever no gradient is nee
 Inference (no gradients) on CPU in fp32 takes faster forms that compute the same sums in another
 order, so outputs agree to float rounding (~1e-7 relative): activations in channels-last layout,
 where every convolution is a few matrix products (`codec/layout.py`), and the LSTM, the ELUs and
-whole residual blocks through C kernels (`LSTMBlock`, `ELU`, `ResBlock`, from `wavecraft.kernels`). `fast = True` is the default;
-set it False on a module, or call `Codec.set_fast(False)`, for the plain calls. Training always
-uses the plain calls.
+whole residual blocks through C kernels (`LSTMBlock`, `ELU`, `ResBlock`, from `wavecraft.kernels`).
+`fast = True` is the default; set it False on a module, or call `Codec.set_fast(False)`, for the
+plain calls. Training always uses the plain calls.
 """
 from __future__ import annotations
 
@@ -214,10 +214,11 @@ class ResBlock(nn.Module):
         self.shortcut = nn.Identity() if cfg.true_skip else NormConv1d(dim, dim, 1, **conv)
 
     def forward(self, x: Tensor) -> Tensor:
-        conv = self.block[1]
-        if self._fused_weights(x) is not None:
+        conv, weights = self.block[1], self._fused_weights(x)
+        if weights is not None:
             extra = extra_padding(x.shape[-1], conv.effective_kernel, conv.stride, conv.padding_total)
-            return self.on_padded(pad1d(layout.to_channels_last(x), conv.pad_left, conv.pad_right + extra, conv.pad_mode))
+            padded = pad1d(layout.to_channels_last(x), conv.pad_left, conv.pad_right + extra, conv.pad_mode)
+            return resblock()(layout.to_channels_last(padded), *weights, conv.pad_left)
         y = x
         for layer in self.block:
             y = layer(y)
