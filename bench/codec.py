@@ -102,7 +102,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=None, help="audio length (default 10, --quick 1)")
     p.add_argument("--long-seconds", type=float, default=None, help="long-file decode length (default 120, --quick 5)")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per measure and round; the best is kept")
-    p.add_argument("--rounds", type=int, default=3, help="passes over the 10 s engines, interleaved")
+    p.add_argument("--rounds", type=int, default=5, help="passes over the 10 s engines, interleaved")
     p.add_argument("--engines", default="transformers,wavecraft,wavecraft-plain,wavecraft-long,wavecraft-long-onepass")
     args = p.parse_args()
     args.seconds = args.seconds or (1.0 if args.quick else 10.0)

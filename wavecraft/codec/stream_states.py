@@ -34,6 +34,16 @@ def _cat(a: Maybe, b: Maybe) -> Maybe:
     return join([a, b])
 
 
+def _tail(a: Maybe, b: Tensor, n: int) -> Tensor:
+    """The last n samples of a followed by b, as a small tensor of its own (one copy: only the
+    samples kept are moved)."""
+    if n <= 0:
+        return b[..., :0]
+    if a is None or a.shape[-1] == 0 or b.shape[-1] >= n:
+        return _own(b[..., -n:])
+    return join([a[..., -(n - b.shape[-1]) :], b])
+
+
 def _own(x: Tensor) -> Tensor:
     """A kept tail as its own small tensor: a view would keep the whole piece it came from alive,
     so memory would grow with the piece size times the number of layers."""
@@ -137,7 +147,7 @@ class _ConvState:
         elif self.activation is not None:
             x = self.activation(x)
         # Only the newest samples matter: joining the whole piece first would copy all of it.
-        self.hist = _own(_cat(self.hist, x[..., -self.keep_hist :])[..., -self.keep_hist :])
+        self.hist = _tail(self.hist, x, self.keep_hist)
         if not started:
             self.pending = _cat(self.pending, x)
             if self.n_in < self.need:
@@ -258,10 +268,10 @@ class _FusedResBlockState(_ConvState):
                 or self.buf.shape[-1] != self.k - 1):
             return super().step(x)
         self.n_in += x.shape[-1]
-        self.hist = _own(_cat(self.hist, x[..., -self.keep_hist :])[..., -self.keep_hist :])
+        self.hist = _tail(self.hist, x, self.keep_hist)
         y = resblock()(layout.to_channels_last(x), *weights, self.conv.pad_left, head=self.buf)
         self.next_out += y.shape[-1]
-        self.buf = _own(_cat(self.buf, x[..., -(self.k - 1) :])[..., -(self.k - 1) :]) if self.k > 1 else x[..., :0]
+        self.buf = _tail(self.buf, x, self.k - 1)
         self.pos = self.next_out
         return y
 
