@@ -37,6 +37,34 @@ def test_kernel_layer_matches_torch(batch, dim):
 
 
 @needs_kernel
+@pytest.mark.parametrize("dim", [64, 96, 128])
+def test_kernel_result_does_not_depend_on_the_threads_split(dim):
+    """Pairs of threads share their blocks dynamically (even steps meet where their speeds put
+    them), an odd thread count splits statically: every way, each unit's sums are the same."""
+    lstm = _lstm(dim, 1, seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(41, 2, dim, generator=g)
+    h0, c0 = torch.randn(2, dim, generator=g), torch.randn(2, dim, generator=g)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        with torch.no_grad():
+            gates = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, x.view(-1, dim), lstm.weight_ih_l0.t()).view(41, 2, -1)
+            for n in (1, 2, 3, 4):
+                torch.set_num_threads(n)
+                for _ in range(3):  # a different meeting point each time, the same numbers
+                    c = c0.clone()
+                    results.append((kernel(gates, lstm.weight_hh_l0.contiguous(), h0, c), c))
+            ref, (_, c_ref) = lstm(x, (h0[None], c0[None]))
+    finally:
+        torch.set_num_threads(threads)
+    for out, c in results:
+        assert torch.equal(out, results[0][0]) and torch.equal(c, results[0][1])
+    torch.testing.assert_close(results[0][0], ref, rtol=0, atol=2e-6)
+    torch.testing.assert_close(results[0][1], c_ref[0], rtol=0, atol=2e-6)
+
+
+@needs_kernel
 @pytest.mark.parametrize("steps", [1, 5, 9])
 def test_block_run_equals_nn_lstm_with_and_without_state(steps):
     block = LSTMBlock(32, 2)

@@ -30,9 +30,10 @@
 * `lstm.c` (the codec's LSTM at batch <= 4): one recurrent layer over a whole piece of time in a
   single call. Every step is a matrix-vector product with the 16 MB recurrent matrix (read from
   L3), so it walks each hidden unit's four gate rows at once, alternates the direction of that walk
-  step by step (the rows read last are still in the core's L2 when the next step starts), and
-  does the gate arithmetic vectorised on the same threads: 0.33-0.36 ms per step against
-  `nn.LSTM`'s 0.45-0.55 ms at the 32 kHz codec's 1024 units.
+  step by step (the rows read last are still in the core's L2 when the next step starts), lets
+  pairs of threads meet wherever their speeds put them on every other step (no thread waits for
+  a slower one), and does the gate arithmetic vectorised on the same threads: 0.30-0.36 ms per
+  step against `nn.LSTM`'s 0.45-0.55 ms at the 32 kHz codec's 1024 units.
 
 The library is built once per source version and machine into the cache folder
 (`$WAVECRAFT_CACHE`, default `~/.cache/wavecraft/kernels`) with `cc -O3 -mavx512f -mavx512bw
