@@ -95,7 +95,10 @@ int wavecraft_resblock(const float *head, int64_t head_rows, const float *x, int
     float *raw = aligned_alloc(64, (size_t)(2 * span * C + TILE * H) * sizeof(float));
     if (!raw) failed = 1;
     float *e = raw ? raw + span * C : 0, *h = raw ? e + span * C : 0;
-    #pragma omp for schedule(static)
+    /* tiles handed out two at a time: a core slowed by a neighbour takes fewer. Against a static
+     * split, alternated call by call: the same when the cores run alike, up to 13 % faster at 64
+     * channels (3-4 % at 128 and 256) in a spell where they did not */
+    #pragma omp for schedule(dynamic, 2)
     for (int64_t t = 0; t < tiles; t++) {
       if (!raw) continue;
       int64_t i0 = t * TILE, rows = n - i0 < TILE ? n - i0 : TILE;
