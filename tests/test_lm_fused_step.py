@@ -136,3 +136,22 @@ def test_kernel_refuses_inputs_it_does_not_take():
             run(torch.zeros(2, 64), layers, **{**args, **bad})
     with pytest.raises(ValueError, match="unsupported inputs"):
         run(torch.zeros(3, 64), layers, **args)  # three rows
+
+
+@KINDS
+def test_fused_step_does_not_depend_on_how_the_threads_share_the_products(kind):
+    """Each product's last quarter goes to whichever thread asks first: any thread count, any
+    split, the same logits bit for bit."""
+    lm, cond = tiny(kind), text(1, 40)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3, 2):
+            torch.set_num_threads(n)
+            (logits, fused), _ = both(lm, cond, steps=6)
+            assert fused
+            results.append(logits)
+    finally:
+        torch.set_num_threads(threads)
+    for logits in results[1:]:
+        assert torch.equal(logits, results[0])
