@@ -126,7 +126,7 @@ static void product(int64_t fp32, const int64_t *layer, int slot, const float *i
  * chunks to whichever thread asks first, so a core slowed by a neighbour takes fewer instead of
  * making the other wait at the barrier. With a static split each thread spent 2-7 % of an fp32
  * step and 5-10 % of an int8 one waiting at barriers; alternated in one process, generation with
- * this split was 0.5-2 % faster in fp32 and the same within the noise in int8 (2026-12-02).
+ * this split was 0-2 % faster in fp32 and the same within the noise in int8 (2026-12-02).
  * Every output row is summed the same way whoever takes it. Successive products use the two
  * tickets in turn; each product resets the next one's, whose last use ended at the barrier
  * before it. */
