@@ -186,7 +186,10 @@ def run_children(script: Path, engines: list[str], args: argparse.Namespace, ext
                 sys.stderr.write(proc.stdout + proc.stderr)
                 raise SystemExit(f"engine {engine} failed (exit {proc.returncode})")
             row = json.loads(proc.stdout.strip().splitlines()[-1])
-            best = merged.setdefault(engine, row)
+            if rounds > 1:  # each round's own times: how much the machine moved during the run
+                times = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith("_s") and isinstance(v, float))
+                print(f"#   {engine}: {times}", file=sys.stderr, flush=True)
+            best = merged.setdefault(engine, dict(row))
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key in best:
                     if key.endswith("_s"):
