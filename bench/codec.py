@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import (CODEC_32K, CODEC_QUICK, add_common_args, machine_line, peak_memory_mb, print_table,
+from common import (CODEC_32K, CODEC_QUICK, add_common_args, best_of, machine_line, peak_memory_mb, print_table,
                     reset_peak_memory, run_children, setup_threads, timed)
 
 
@@ -45,14 +45,6 @@ def test_audio(seconds: float):
 
     g = torch.Generator().manual_seed(0)
     return (torch.randn(1, 1, int(seconds * 32000), generator=g) * 0.1).clamp(-1, 1)
-
-
-def best_of(fn, device: str, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t, out = timed(fn, device)
-        times.append(t)
-    return min(times), out
 
 
 def run_engine(args: argparse.Namespace, folder: Path) -> dict:

@@ -90,6 +90,15 @@ def timed(fn: Callable[[], Any], device: str) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
+def best_of(fn: Callable[[], Any], device: str, repeats: int) -> tuple[float, Any]:
+    """The fastest of `repeats` timed calls, and the last call's result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t, out = timed(fn, device)
+        times.append(t)
+    return min(times), out
+
+
 def read_bandwidth_gbs(device: str, megabytes: int = 1024, repeats: int = 5) -> float:
     """Read bandwidth: the best of a few full reads of a buffer far larger than the caches (on the
     CPU, `read_once`: the faster of two ways to read it)."""
